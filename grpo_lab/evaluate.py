@@ -1,0 +1,228 @@
+"""Held-out evaluation: R1-style exam scoring (pass@1 over k samples, cons@k, pass@k).
+
+DeepSeek-R1 (§3) reports pass@1 as the mean correctness over k sampled responses per question
+(temperature 0.6, top-p 0.95) and cons@64 as the correctness of the majority-voted answer. This
+file has two parts:
+
+1. pure scoring (:func:`pass_at_k`, :func:`majority_vote`, :func:`score_exam`): lists of strings
+   in, numbers and tables out, no model involved, so it is fast and fully unit-tested;
+2. model sampling, at the end of the file (a separate section, added separately).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import pandas as pd
+
+from grpo_lab.phenomena import count_reflections, length_stats
+from grpo_lab.rewards import extract_answer, format_reward, grade_answer, parse_number
+
+# --------------------------------------------------------------------------------------------
+# Pure scoring
+# --------------------------------------------------------------------------------------------
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased estimate of pass@k from ``n`` samples of which ``c`` are correct.
+
+    pass@k = 1 - C(n-c, k) / C(n, k), the probability that a random k-subset of the n samples
+    holds at least one correct one (Chen et al. 2021, "Evaluating Large Language Models Trained on
+    Code", Codex paper). Computed as the product 1 - Π_{i=n-c+1}^{n} (1 - k/i), which avoids the
+    huge binomial coefficients (their numerically stable form).
+
+    Raises:
+        ValueError: negative arguments, k < 1, c > n, or k > n (pass@k needs at least k samples).
+    """
+    if n < 0 or c < 0 or k < 0:
+        raise ValueError(f"pass_at_k needs non-negative arguments, got n={n}, c={c}, k={k}")
+    if k < 1:
+        raise ValueError(f"k={k}: pass@k needs k >= 1")
+    if c > n:
+        raise ValueError(f"c={c} correct samples is more than the n={n} samples drawn")
+    if k > n:
+        raise ValueError(
+            f"k={k} is larger than the n={n} samples drawn; pass@k needs n >= k samples"
+        )
+    if n - c < k:  # every k-subset contains a correct sample
+        return 1.0
+    prob_all_wrong = 1.0
+    for i in range(n - c + 1, n + 1):
+        prob_all_wrong *= 1.0 - k / i
+    return 1.0 - prob_all_wrong
+
+
+def _vote_key(answer: str) -> Fraction | str:
+    """Voting key: plain numbers by value ("42", "42.0", "+42" are one vote), else the text without spaces."""
+    number = parse_number(answer)
+    if number is not None:
+        return number
+    return "".join(answer.split())  # LaTeX spacing does not change an answer
+
+
+def majority_vote(answers: Sequence[str | None]) -> str | None:
+    """The most common non-None answer (cons@k / maj@k); ties go to the one seen first.
+
+    Plain numbers are normalised before counting ("42" and "42.0" vote together) and whitespace is
+    ignored; the answer returned is the first spelling of the winning group. Answers that are
+    equal only mathematically (``\\frac{1}{2}`` and ``0.5``) are counted separately: grouping them
+    would need a math-verify call per pair. Returns None when every answer is None.
+    """
+    counts: dict[Fraction | str, int] = {}
+    first_spelling: dict[Fraction | str, str] = {}
+    for answer in answers:
+        if answer is None:
+            continue
+        key = _vote_key(answer)
+        counts[key] = counts.get(key, 0) + 1
+        first_spelling.setdefault(key, answer)
+    if not counts:
+        return None
+    # dicts keep insertion order and max() returns the first maximum: ties go to first seen.
+    winner = max(counts, key=counts.__getitem__)
+    return first_spelling[winner]
+
+
+@dataclass
+class ExamResult:
+    """The scores of one exam.
+
+    ``metrics``: exam-level numbers (see :func:`score_exam`), ready for logging as ``eval/<key>``.
+    ``per_question``: one row per question. ``samples``: one row per sampled response.
+    """
+
+    metrics: dict[str, float]
+    per_question: pd.DataFrame = field(repr=False)
+    samples: pd.DataFrame = field(repr=False)
+
+
+def score_exam(
+    questions: Sequence[str],
+    golds: Sequence[Any],
+    completions: Sequence[Sequence[str]],
+    lengths: Sequence[Sequence[int]] | None = None,
+    truncated: Sequence[Sequence[bool]] | None = None,
+    ks: Sequence[int] = (1, 2, 4, 8, 16),
+    lexicon: str | Sequence[str] = "default",
+) -> ExamResult:
+    """Score ``n`` sampled completions for each question (R1's protocol, REFERENCE.md §3).
+
+    Args:
+        questions, golds: one entry per question.
+        completions: for each question, its n sampled completions (the same n for every question).
+        lengths: tokens per completion, same nesting; None → whitespace-separated word counts.
+        truncated: whether each completion hit the length cap, same nesting (for clipped_ratio).
+        ks: the k of the pass@k metrics; k larger than n is skipped here (pass_at_k itself raises).
+        lexicon: reflection lexicon (grpo_lab.phenomena.LEXICONS name or word list).
+
+    ``metrics`` keys: ``pass@1`` (mean correctness over the n samples, averaged over questions:
+    R1's "pass@1" / avg@n), ``cons@{n}`` (majority vote), ``pass@{k}`` for each k in ``ks`` with
+    k ≤ n (unbiased estimator, averaged), ``reflection_rate`` (fraction of responses with a
+    reflection marker), ``reflection@{n}`` (fraction of questions with one in any sample),
+    ``mean_reflections``, ``format_rate`` (strict R1-Zero format), ``answer_rate`` (fraction with an
+    extractable answer), the length statistics of :func:`grpo_lab.phenomena.length_stats`
+    (``mean_length``, ``min_length``, ``max_length``, ``mean_length_correct``,
+    ``mean_length_incorrect``, ``clipped_ratio``, ``mean_terminated_length``), ``num_questions``
+    and ``samples_per_question``.
+    """
+    num_q = len(questions)
+    if num_q == 0:
+        raise ValueError("score_exam needs at least one question")
+    if len(golds) != num_q or len(completions) != num_q:
+        raise ValueError(
+            f"got {num_q} questions, {len(golds)} gold answers and {len(completions)} completion "
+            "lists; they must match"
+        )
+    n = len(completions[0])
+    if n == 0 or any(len(group) != n for group in completions):
+        sizes = sorted({len(group) for group in completions})
+        raise ValueError(f"every question needs the same number n >= 1 of samples; got sizes {sizes}")
+    for label, nested in (("lengths", lengths), ("truncated", truncated)):
+        if nested is not None and [len(x) for x in nested] != [n] * num_q:
+            raise ValueError(f"{label} must have the same shape as completions ({num_q} × {n})")
+
+    sample_rows: list[dict[str, Any]] = []
+    question_rows: list[dict[str, Any]] = []
+    usable_ks = sorted({k for k in ks if 1 <= k <= n})
+    for q, (question, gold, group) in enumerate(zip(questions, golds, completions)):
+        extracted = [extract_answer(c) for c in group]
+        correct = [grade_answer(a, gold) for a in extracted]
+        group_lengths = (
+            [int(x) for x in lengths[q]] if lengths is not None else [len(c.split()) for c in group]
+        )
+        reflections = [count_reflections(c, lexicon) for c in group]
+        for s, completion in enumerate(group):
+            row = {
+                "question_idx": q,
+                "sample_idx": s,
+                "completion": completion,
+                "extracted": extracted[s],
+                "correct": correct[s],
+                "length": group_lengths[s],
+                "n_reflections": reflections[s],
+            }
+            if truncated is not None:
+                row["truncated"] = bool(truncated[q][s])
+            sample_rows.append(row)
+
+        num_correct = sum(correct)
+        majority = majority_vote(extracted)
+        question_row = {
+            "question": question,
+            "answer": gold,
+            "n": n,
+            "num_correct": num_correct,
+            "pass@1": num_correct / n,
+            "majority_answer": majority,
+            "cons_correct": grade_answer(majority, gold),
+            "mean_length": sum(group_lengths) / n,
+            "reflection_rate": sum(r > 0 for r in reflections) / n,
+        }
+        for k in usable_ks:
+            if k != 1:  # pass@1 is the mean correctness above (the estimator agrees at k = 1)
+                question_row[f"pass@{k}"] = pass_at_k(n, num_correct, k)
+        question_rows.append(question_row)
+
+    per_question = pd.DataFrame(question_rows)
+    samples = pd.DataFrame(sample_rows)
+
+    metrics: dict[str, float] = {
+        "pass@1": float(per_question["pass@1"].mean()),
+        f"cons@{n}": float(per_question["cons_correct"].mean()),
+    }
+    for k in usable_ks:
+        metrics[f"pass@{k}"] = float(per_question[f"pass@{k}"].mean())
+    all_completions = samples["completion"].tolist()
+    metrics.update(
+        {
+            "reflection_rate": float((samples["n_reflections"] > 0).mean()),
+            f"reflection@{n}": float(
+                samples.groupby("question_idx")["n_reflections"].max().gt(0).mean()
+            ),
+            "mean_reflections": float(samples["n_reflections"].mean()),
+            "format_rate": sum(format_reward([""] * len(all_completions), all_completions))
+            / len(all_completions),
+            "answer_rate": float(samples["extracted"].notna().mean()),
+        }
+    )
+    metrics.update(
+        length_stats(
+            samples["length"].tolist(),
+            correct=samples["correct"].tolist(),
+            truncated=samples["truncated"].tolist() if truncated is not None else None,
+        )
+    )
+    metrics["num_questions"] = float(num_q)
+    metrics["samples_per_question"] = float(n)
+    metrics = {key: float(value) for key, value in metrics.items()}
+    return ExamResult(metrics=metrics, per_question=per_question, samples=samples)
+
+
+# --------------------------------------------------------------------------------------------
+# Model sampling
+# --------------------------------------------------------------------------------------------
+# Reserved for the function that samples k completions per exam question from a model and
+# passes them to score_exam (added separately). Keep the scoring above free of model code.

@@ -1,0 +1,153 @@
+"""Tests for grpo_lab.phenomena: reflection counting, length statistics, aha examples."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from grpo_lab.phenomena import (
+    LEXICONS,
+    count_reflections,
+    find_aha_examples,
+    length_stats,
+    reflection_at_k,
+    reflection_stats,
+)
+
+# ---------------------------------------------------------------- count_reflections
+
+
+def test_count_reflections_does_not_count_await_as_wait():
+    assert count_reflections("we await the result") == 0
+    assert count_reflections("Wait, that is wrong.") == 1
+
+
+def test_count_reflections_is_case_insensitive_for_word_lists():
+    assert count_reflections("WAIT. wait. Wait!") == 3
+
+
+def test_count_reflections_matches_whole_words_only():
+    assert count_reflections("rechecking the waiter's verification") == 0
+
+
+def test_count_reflections_allows_flexible_whitespace_in_phrases():
+    assert count_reflections("let me\n  check the sum") == 1
+    assert count_reflections("letme check") == 0
+
+
+def test_count_reflections_counts_overlapping_phrases_once():
+    assert count_reflections("let me check again") == 1
+
+
+def test_count_reflections_accepts_a_custom_word_list():
+    assert count_reflections("Oops, oops.", ["oops"]) == 2
+
+
+def test_understand_r1_zero_lexicon_counts_its_words():
+    text = "Let me recheck. I will re-evaluate, double-check and go over the  steps. Wait."
+    assert count_reflections(text, "understand-r1-zero") == 4  # "wait" is not in its list
+
+
+def test_simplerl_lexicon_counts_however_and_wait():
+    assert count_reflections("However, wait: try again.", "simplerl") == 3
+
+
+def test_orz_lexicon_is_case_sensitive_regex():
+    assert count_reflections("wait, recheck this, retry", "orz") == 3
+    assert count_reflections("Wait, Retry", "orz") == 0
+    assert count_reflections("recheck.", "orz") == 0  # needs a comma or whitespace after it
+
+
+def test_every_named_lexicon_is_documented():
+    assert {"default", "understand-r1-zero", "simplerl", "orz"} <= set(LEXICONS)
+    for lexicon in LEXICONS.values():
+        assert lexicon.patterns and lexicon.source
+
+
+def test_count_reflections_unknown_lexicon_lists_known_names():
+    with pytest.raises(ValueError, match="unknown lexicon 'r1'.*default, understand-r1-zero"):
+        count_reflections("wait", "r1")
+
+
+# ---------------------------------------------------------------- stats
+
+
+def test_reflection_stats_reports_mean_count_and_rate():
+    stats = reflection_stats(["wait wait", "fine", "hmm"])
+    assert stats == {"mean_count": 1.0, "rate": pytest.approx(2 / 3)}
+
+
+def test_reflection_stats_of_nothing_is_nan():
+    assert all(math.isnan(v) for v in reflection_stats([]).values())
+
+
+def test_reflection_at_k_counts_questions_with_any_reflecting_sample():
+    groups = [["ok", "wait"], ["ok", "ok"], ["hmm", "wait"], ["ok", "fine"]]
+    assert reflection_at_k(groups) == 0.5
+
+
+def test_length_stats_splits_by_correctness_and_clipping():
+    stats = length_stats([10, 20, 30, 40], correct=[True, False, True, False],
+                         truncated=[False, False, False, True])
+    assert stats["mean_length"] == 25
+    assert (stats["min_length"], stats["max_length"]) == (10, 40)
+    assert stats["mean_length_correct"] == 20
+    assert stats["mean_length_incorrect"] == 30
+    assert stats["clipped_ratio"] == 0.25
+    assert stats["mean_terminated_length"] == 20
+
+
+def test_length_stats_is_nan_when_there_is_no_such_group():
+    stats = length_stats([5, 7], correct=[True, True])
+    assert stats["mean_length_correct"] == 6
+    assert math.isnan(stats["mean_length_incorrect"])
+    assert math.isnan(stats["clipped_ratio"])  # truncation not given
+
+
+def test_length_stats_rejects_mismatched_flags():
+    with pytest.raises(ValueError, match="correct has 1 entries for 2 lengths"):
+        length_stats([1, 2], correct=[True])
+
+
+# ---------------------------------------------------------------- aha examples
+
+AHA = (
+    "<think> 17 * 3 = 41. Wait, let me recompute: 17 * 3 = 51. </think> <answer> 51 </answer>"
+)
+
+
+def test_find_aha_examples_finds_a_corrected_value():
+    [example] = find_aha_examples(["no reflection = 3", AHA], [True, True])
+    assert example["index"] == 1
+    assert example["marker"] == "Wait"
+    assert (example["before"], example["after"]) == ("41", "51")
+    assert example["text"] == AHA
+
+
+def test_find_aha_examples_skips_incorrect_completions():
+    assert find_aha_examples([AHA], [False]) == []
+
+
+def test_find_aha_examples_skips_reflections_that_confirm_the_value():
+    confirm = "<think> 2 + 2 = 4. Wait, check: 2 + 2 = 4. </think> <answer>4</answer>"
+    assert find_aha_examples([confirm], [True]) == []
+
+
+def test_find_aha_examples_respects_max_examples():
+    assert len(find_aha_examples([AHA] * 10, [True] * 10, max_examples=3)) == 3
+
+
+# ---------------------------------------------------------------- fuzzing
+
+
+@settings(max_examples=200, deadline=1000)
+@given(
+    st.lists(st.sampled_from(["wait", "await", ",", " ", "\n", "re-evaluate", "Recheck", "retry"])
+             | st.text(max_size=6), max_size=30).map("".join),
+    st.sampled_from(sorted(LEXICONS)),
+)
+def test_fuzz_count_reflections_never_raises_for_any_lexicon(text, lexicon):
+    assert count_reflections(text, lexicon) >= 0
