@@ -224,5 +224,54 @@ def score_exam(
 # --------------------------------------------------------------------------------------------
 # Model sampling
 # --------------------------------------------------------------------------------------------
-# Reserved for the function that samples k completions per exam question from a model and
-# passes them to score_exam (added separately). Keep the scoring above free of model code.
+def evaluate_model(
+    model,
+    tokenizer,
+    exam: list[dict],
+    *,
+    k: int = 16,
+    temperature: float = 0.6,
+    top_p: float = 0.95,
+    max_new_tokens: int = 512,
+    template: str = "r1_zero",
+    stop_strings: Sequence[str] = ("</answer>",),
+    batch_size: int = 128,
+    seed: int = 0,
+    lexicon: str = "default",
+    ks: Sequence[int] = (1, 2, 4, 8, 16),
+    progress: bool = False,
+) -> ExamResult:
+    """AIME-style evaluation: k samples per question at T 0.6, top-p 0.95 (DeepSeek-R1 §3).
+
+    Sampling uses its own seeded torch.Generator, so evaluating never changes what training
+    samples next, and two evaluations of the same weights with the same seed are identical.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    from grpo_lab.data import format_prompt
+    from grpo_lab.rollout import generate
+
+    device = next(model.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(seed)
+    questions = [str(row["question"]) for row in exam]
+    prompts = [format_prompt(q, template, tokenizer) for q in questions]
+    per_batch = max(1, batch_size // k)  # questions per sampling batch
+    completions: list[list[str]] = []
+    lengths: list[list[int]] = []
+    truncated: list[list[bool]] = []
+    for start in tqdm(range(0, len(prompts), per_batch), desc="eval", disable=not progress, leave=False):
+        chunk = prompts[start : start + per_batch]
+        out = generate(
+            model, tokenizer, chunk, num_samples=k, max_new_tokens=max_new_tokens, temperature=temperature,
+            top_p=top_p, stop_strings=list(stop_strings), generator=generator,
+        )
+        n_tokens = out.lengths.tolist()
+        clipped = out.truncated.tolist()
+        for j in range(len(chunk)):
+            completions.append(out.completions[j * k : (j + 1) * k])
+            lengths.append(n_tokens[j * k : (j + 1) * k])
+            truncated.append(clipped[j * k : (j + 1) * k])
+    golds = [row["answer"] for row in exam]
+    return score_exam(questions, golds, completions, lengths=lengths, truncated=truncated,
+                      ks=[x for x in ks if x <= k], lexicon=lexicon)

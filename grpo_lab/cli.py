@@ -1,0 +1,199 @@
+"""The `grpo-lab` command: train, eval, report, demo (the micro R1-Zero main job), build-micro."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+
+from grpo_lab.config import ConfigError, load_config
+
+
+def packaged_config(name: str) -> Path:
+    """A config shipped with the package (grpo_lab/configs/NAME.yaml)."""
+    path = Path(str(resources.files("grpo_lab") / "configs" / f"{name}.yaml"))
+    if not path.exists():
+        available = sorted(p.stem for p in path.parent.glob("*.yaml"))
+        raise FileNotFoundError(f"no packaged config {name!r}; available: {available}")
+    return path
+
+
+def resolve_config_path(spec: str) -> Path:
+    """A file path, or the name of a packaged config such as 'micro_r1_zero'."""
+    path = Path(spec)
+    if path.exists() or path.suffix in (".yaml", ".yml"):
+        return path
+    return packaged_config(spec)
+
+
+def _set_cpu_threads() -> None:
+    """On CPU, more torch threads than cores slow everything down badly; respect the user's choice."""
+    import torch
+
+    if "OMP_NUM_THREADS" not in os.environ and not torch.cuda.is_available():
+        torch.set_num_threads(max(1, min(os.cpu_count() or 1, 2)))
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from grpo_lab.report import write_report
+    from grpo_lab.trainer import GRPOTrainer
+
+    _set_cpu_threads()
+    if args.resume:
+        run_dir = Path(args.resume)
+        config_path = run_dir / "config.yaml"
+        if not config_path.exists():
+            raise FileNotFoundError(f"--resume {run_dir}: no config.yaml there (is it a run directory?)")
+        cfg = load_config(config_path, args.set)
+    else:
+        cfg = load_config(resolve_config_path(args.config), args.set)
+        run_dir = cfg.run_dir
+    trainer = GRPOTrainer(cfg, run_dir=run_dir)
+    trainer.train(resume=bool(args.resume))
+    report = write_report(run_dir)
+    print(f"run directory: {run_dir}\nreport: {report}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from peft import PeftModel
+
+    from grpo_lab.data import load_exam
+    from grpo_lab.evaluate import evaluate_model
+    from grpo_lab.models import load_model_and_tokenizer
+
+    _set_cpu_threads()
+    cfg = load_config(resolve_config_path(args.config), args.set)
+    cfg.model.use_lora = False
+    model, tokenizer = load_model_and_tokenizer(cfg.model)
+    if args.adapter:
+        model = PeftModel.from_pretrained(model, args.adapter)
+    exam = load_exam(cfg.eval.exam, cfg.data.question_field, cfg.data.answer_field)
+    result = evaluate_model(
+        model, tokenizer, exam, k=cfg.eval.k, temperature=cfg.eval.temperature, top_p=cfg.eval.top_p,
+        max_new_tokens=cfg.eval.max_new_tokens or cfg.grpo.max_new_tokens, template=cfg.data.template,
+        stop_strings=cfg.grpo.stop_strings, batch_size=cfg.eval.batch_size, seed=cfg.grpo.seed,
+        lexicon=cfg.eval.lexicon, progress=True,
+    )
+    for key, value in result.metrics.items():
+        print(f"{key:28s} {value:.4f}")
+    if args.out:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        result.per_question.to_csv(Path(args.out) / "questions.csv", index=False)
+        (Path(args.out) / "metrics.json").write_text(json.dumps(result.metrics, indent=2))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from grpo_lab.report import write_report
+
+    print(write_report(args.run_dir))
+    return 0
+
+
+def cmd_build_micro(args: argparse.Namespace) -> int:
+    from grpo_lab.micro_world import DEFAULT_MODEL_DIR, PretrainConfig, ensure_exam, pretrain
+
+    _set_cpu_threads()
+    out = Path(args.out) if args.out else DEFAULT_MODEL_DIR
+    t0 = time.time()
+    pretrain(out, PretrainConfig(seed=args.seed))
+    ensure_exam()
+    print(f"micro model written to {out} in {time.time() - t0:.0f} s")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The main job: base model → step-0 exam → LoRA GRPO → exam every N steps → report."""
+    from grpo_lab.micro_world import ensure_exam, ensure_micro_model
+    from grpo_lab.report import write_report
+    from grpo_lab.tracking import RunLogger
+    from grpo_lab.trainer import GRPOTrainer
+
+    _set_cpu_threads()
+    t0 = time.time()
+    ensure_micro_model()
+    ensure_exam()
+    overrides = [f"grpo.seed={args.seed}"] + list(args.set)
+    cfg = load_config(packaged_config("micro_coin_flip" if args.control else "micro_r1_zero"), overrides)
+    run_dir = Path(args.out) if args.out else cfg.run_dir
+    trainer = GRPOTrainer(cfg, run_dir=run_dir)
+    trainer.train()
+    total = time.time() - t0
+    summary_path = run_dir / "summary.json"
+    summary = json.loads(summary_path.read_text())
+    summary["total_seconds"] = total
+    with RunLogger(run_dir, cfg.to_dict(), wandb_mode="disabled", resume=True) as log:
+        log.summary({"total_seconds": total})
+    report = write_report(run_dir)
+    print(_headline_table(summary))
+    print(f"\nrun directory: {run_dir}\nreport: {report}\nsummary: {summary_path}")
+    return 0
+
+
+def _headline_table(summary: dict) -> str:
+    step0, final = summary.get("step0", {}), summary.get("final", {})
+    lines = [f"{'metric':18s} {'step 0':>9s} {'final':>9s} {'ratio':>7s}"]
+    for key in final:
+        a, b = step0.get(key, float("nan")), final[key]
+        ratio = b / a if a else float("inf")
+        lines.append(f"{key:18s} {a:9.3f} {b:9.3f} {ratio:6.2f}x")
+    lines.append(f"RL {summary.get('rl_seconds', 0):.0f} s, total {summary.get('total_seconds', 0):.0f} s, "
+                 f"seed {summary.get('seed')}")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="grpo-lab", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add_set(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config value, e.g. --set grpo.beta=0.0 (repeatable)")
+
+    p = sub.add_parser("train", help="GRPO training from a YAML config")
+    p.add_argument("--config", default="micro_r1_zero", help="a YAML file or a packaged config name")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
+    add_set(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="exam evaluation (pass@1 over k samples, cons@k, pass@k)")
+    p.add_argument("--config", default="micro_r1_zero")
+    p.add_argument("--adapter", help="a LoRA adapter directory (e.g. RUN_DIR/checkpoints/step-000200)")
+    p.add_argument("--out", help="directory for metrics.json and questions.csv")
+    add_set(p)
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("report", help="figures and a markdown summary for a run directory")
+    p.add_argument("run_dir")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("demo", help="the micro R1-Zero experiment, end to end")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="run directory (default runs/micro_r1_zero-seed<N>)")
+    p.add_argument("--control", action="store_true", help="the coin-flip control instead")
+    add_set(p)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("build-micro", help="pretrain the micro base model (about 5 minutes on 2 cores)")
+    p.add_argument("--out", help="output directory (default data/micro_model)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_build_micro)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, FileNotFoundError, ValueError) as exc:
+        print(f"grpo-lab {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,335 @@
+"""Typed configuration: dataclasses with the papers' defaults, YAML in and out, `--set` overrides.
+
+Defaults follow DeepSeekMath's GRPO (Shao et al. 2024, §4.2: lr 1e-6, β = 0.04, ε = 0.2, μ = 1)
+and DeepSeek-R1's evaluation protocol (k = 16 samples, temperature 0.6, top-p 0.95), so that a
+config file only has to say where it departs from the papers. The micro world's config
+(`grpo_lab/configs/micro_r1_zero.yaml`) departs a lot: a 0.5M-parameter model wants a far larger
+learning rate than a 7B one.
+
+Every value is checked when the config is built: an unknown key or a bad value raises
+`ConfigError` naming the key (e.g. ``grpo.group_size``) and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config key that does not exist or a value that is not allowed. The message names the key."""
+
+
+@dataclass
+class ModelConfig:
+    """Which causal LM to train and how its LoRA adapters look."""
+
+    name_or_path: str = "micro"
+    """A hub id, a local directory, or "micro" for the embedded micro-world model."""
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    """"auto": bfloat16 on a GPU that supports it, float32 on CPU."""
+    use_lora: bool = True
+    """False trains every weight (full fine-tuning); then the reference needs its own copy."""
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.0
+    lora_target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
+    gradient_checkpointing: bool = False
+    trust_remote_code: bool = False
+    """Off unless asked for: loading a model must never run code from the model's repository."""
+    device: str = "auto"
+    """"auto" (cuda if available, else cpu), "cpu", "cuda", "cuda:1", ..."""
+
+
+@dataclass
+class GRPOConfig:
+    """The GRPO algorithm (DeepSeekMath §4.1) and its variants (TRL's names, REFERENCE §2)."""
+
+    prompts_per_step: int = 16
+    group_size: int = 8
+    """G, samples per prompt. DeepSeekMath used 64; TRL's num_generations defaults to 8."""
+    max_new_tokens: int = 512
+    temperature: float = 1.0
+    top_p: float = 1.0
+    lr: float = 1e-6
+    beta: float = 0.04
+    """Weight of the k3 KL to the reference in the loss (DeepSeekMath 0.04; TRL defaults to 0.0)."""
+    epsilon: float = 0.2
+    """ε_low: the ratio is clipped below at 1 - epsilon."""
+    epsilon_high: Optional[float] = None
+    """ε_high (DAPO's clip-higher, 0.28); None means the same as epsilon."""
+    loss_type: Literal["grpo", "bnpo", "dapo", "dr_grpo"] = "grpo"
+    scale_rewards: Literal["group", "batch", "none"] = "group"
+    num_iterations: int = 1
+    """μ: policy updates per batch of samples. With μ = 1 the ratio is exactly 1 at the update."""
+    max_grad_norm: float = 1.0
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
+    steps: int = 200
+    seed: int = 0
+    std_eps: float = 1e-4
+    """Added to the std in (r - mean) / (std + eps), as TRL does."""
+    stop_strings: list[str] = field(default_factory=lambda: ["</answer>"])
+    """Generation stops at EOS or at the first of these strings (R1-Zero ends with </answer>)."""
+    micro_batch_size: int = 0
+    """Sequences per forward/backward pass (gradient accumulation); 0: the whole batch at once."""
+    max_nonfinite_steps: int = 5
+    """A NaN/inf loss or gradient skips the step; this many in a row stop training."""
+    max_prompt_length: Optional[int] = None
+    """Prompts longer than this many tokens are an error (None: the model's context window)."""
+
+
+@dataclass
+class RewardsConfig:
+    """Rule-based rewards only (R1-Zero §2.2.2): names from grpo_lab.rewards, summed with weights."""
+
+    functions: list[str] = field(default_factory=lambda: ["accuracy", "format"])
+    weights: list[float] = field(default_factory=lambda: [1.0, 1.0])
+    target_language: str = "en"
+    """For language_consistency (DeepSeek-R1 §2.3.3)."""
+
+
+@dataclass
+class DataConfig:
+    """Where training prompts come from and how they are put in the template."""
+
+    train: str = "micro"
+    """"micro" (fresh micro-world problems each step) or a jsonl/parquet file."""
+    question_field: str = "question"
+    answer_field: str = "answer"
+    template: Literal["r1_zero", "chat", "micro"] = "r1_zero"
+    """"r1_zero": the R1 paper's Table 1 template; "chat": the tokenizer's chat template;
+    "micro": the micro world's short template."""
+
+
+@dataclass
+class EvalConfig:
+    """AIME-style evaluation (DeepSeek-R1 §3): k samples a question, pass@1 averaged over them."""
+
+    exam: str = "micro"
+    """"micro" (the committed 30-question held-out exam) or a jsonl file."""
+    k: int = 16
+    temperature: float = 0.6
+    top_p: float = 0.95
+    max_new_tokens: Optional[int] = None
+    """None: the same cap as training."""
+    every: int = 25
+    """Evaluate every this many RL steps (0: only at the start and the end)."""
+    at_start: bool = True
+    lexicon: str = "default"
+    """Which reflection keyword list counts "aha" words (grpo_lab.phenomena.LEXICONS)."""
+    batch_size: int = 128
+    """Sequences sampled at once during evaluation."""
+
+
+@dataclass
+class TrackingConfig:
+    """Where a run is recorded: always a local run directory, and wandb (offline by default)."""
+
+    run_dir: str = "runs/{name}"
+    """Where the run log, checkpoints and report go; {name} and {seed} are filled in."""
+    wandb_mode: Literal["online", "offline", "disabled"] = "offline"
+    wandb_project: str = "grpo-lab"
+    log_completions_every: int = 25
+    save_every: int = 50
+    """Checkpoint (adapter, optimizer, RNG states, step) every this many steps (0: only at the end)."""
+    progress: bool = True
+
+
+@dataclass
+class Config:
+    """A whole experiment. `Config.from_yaml(path, overrides=["grpo.beta=0"])` builds one."""
+
+    name: str = "grpo"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    grpo: GRPOConfig = field(default_factory=GRPOConfig)
+    rewards: RewardsConfig = field(default_factory=RewardsConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+    # ----------------------------------------------------------------- building
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None, source: str = "config") -> "Config":
+        cfg = _build(cls, data or {}, prefix="", source=source)
+        cfg.validate(source)
+        return cfg
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, overrides: list[str] | None = None) -> "Config":
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"config file not found: {path}")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of groups, got {type(data).__name__}")
+        for item in overrides or []:
+            apply_override(data, item)
+        return cls.from_dict(data, source=str(path))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self, path: str | Path | None = None) -> str:
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    def with_overrides(self, overrides: list[str]) -> "Config":
+        data = self.to_dict()
+        for item in overrides:
+            apply_override(data, item)
+        return Config.from_dict(data, source="overrides")
+
+    # --------------------------------------------------------------- checking
+    def validate(self, source: str = "config") -> None:
+        """Ranges that types cannot express. Each message names the key and what is allowed."""
+        g, e, m, r = self.grpo, self.eval, self.model, self.rewards
+        checks = [
+            ("grpo.group_size", g.group_size >= 2, "must be ≥ 2 (a group of one has no baseline: its advantage is always 0)"),
+            ("grpo.prompts_per_step", g.prompts_per_step >= 1, "must be ≥ 1"),
+            ("grpo.max_new_tokens", g.max_new_tokens >= 1, "must be ≥ 1"),
+            ("grpo.temperature", g.temperature > 0, "must be > 0"),
+            ("grpo.top_p", 0 < g.top_p <= 1, "must be in (0, 1]"),
+            ("grpo.lr", g.lr > 0, "must be > 0"),
+            ("grpo.beta", g.beta >= 0, "must be ≥ 0"),
+            ("grpo.epsilon", g.epsilon >= 0, "must be ≥ 0"),
+            ("grpo.epsilon_high", g.epsilon_high is None or g.epsilon_high >= 0, "must be ≥ 0 or null"),
+            ("grpo.num_iterations", g.num_iterations >= 1, "must be ≥ 1"),
+            ("grpo.max_grad_norm", g.max_grad_norm > 0, "must be > 0"),
+            ("grpo.steps", g.steps >= 0, "must be ≥ 0"),
+            ("grpo.std_eps", g.std_eps >= 0, "must be ≥ 0"),
+            ("grpo.micro_batch_size", g.micro_batch_size >= 0, "must be ≥ 0 (0: the whole batch)"),
+            ("grpo.max_nonfinite_steps", g.max_nonfinite_steps >= 1, "must be ≥ 1"),
+            ("eval.k", e.k >= 1, "must be ≥ 1"),
+            ("eval.temperature", e.temperature > 0, "must be > 0"),
+            ("eval.top_p", 0 < e.top_p <= 1, "must be in (0, 1]"),
+            ("eval.every", e.every >= 0, "must be ≥ 0"),
+            ("eval.batch_size", e.batch_size >= 1, "must be ≥ 1"),
+            ("model.lora_r", m.lora_r >= 1, "must be ≥ 1"),
+            ("model.lora_dropout", 0 <= m.lora_dropout < 1, "must be in [0, 1)"),
+            ("rewards.functions", len(r.functions) >= 1, "must name at least one reward function"),
+            (
+                "rewards.weights",
+                len(r.weights) == len(r.functions),
+                f"must have one weight per function ({len(r.functions)} functions, {len(r.weights)} weights)",
+            ),
+        ]
+        for key, ok, allowed in checks:
+            if not ok:
+                raise ConfigError(f"{source}: {key} = {_get(self, key)!r} {allowed}")
+        from grpo_lab.rewards import REWARD_FUNCTIONS  # late import: rewards imports heavy graders
+
+        for name in r.functions:
+            if name not in REWARD_FUNCTIONS:
+                raise ConfigError(
+                    f"{source}: rewards.functions has unknown reward {name!r}; allowed: {sorted(REWARD_FUNCTIONS)}"
+                )
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.tracking.run_dir.format(name=self.name, seed=self.grpo.seed))
+
+
+# ---------------------------------------------------------------------------- helpers
+def apply_override(data: dict[str, Any], item: str) -> None:
+    """Apply one ``group.key=value`` override to a raw config dict; the value is parsed as YAML."""
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} must look like group.key=value (e.g. grpo.beta=0.0)")
+    key, raw = item.split("=", 1)
+    parts = key.strip().split(".")
+    node = data
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {item!r}: {part!r} is not a group")
+    node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+
+
+def _get(cfg: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str, source: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: {prefix.rstrip('.') or 'config'} must be a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown key {prefix}{unknown[0]!r}; allowed keys{' in ' + prefix.rstrip('.') if prefix else ''}: "
+            f"{sorted(names)}"
+        )
+    kwargs = {}
+    for name, value in data.items():
+        kwargs[name] = _coerce(hints[name], value, f"{prefix}{name}", source)
+    return cls(**kwargs)
+
+
+def _coerce(tp: Any, value: Any, key: str, source: str) -> Any:
+    """Check (and gently convert, e.g. int → float) one value against its type hint."""
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, prefix=f"{key}.", source=source)
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(inner[0], value, key, source)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{source}: {key} = {value!r} is not allowed; allowed: {list(args)}")
+        return value
+    if origin is list:
+        if isinstance(value, (str, int, float)):
+            value = [value]
+        if not isinstance(value, list):
+            raise ConfigError(f"{source}: {key} must be a list, got {value!r}")
+        return [_coerce(args[0], v, f"{key}[{i}]", source) for i, v in enumerate(value)]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{source}: {key} must be true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"{source}: {key} must be an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML reads "1e-6" as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{source}: {key} must be a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{source}: {key} must be a string, got {value!r}")
+    return value
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Load a YAML config (or the defaults when path is None) and apply ``key=value`` overrides."""
+    if path is None:
+        return Config().with_overrides(overrides or [])
+    return Config.from_yaml(path, overrides)

@@ -1,0 +1,149 @@
+"""Loading a causal LM and its tokenizer the Hugging Face way, and putting LoRA adapters on it.
+
+The same function loads the embedded micro model ("micro"), a local directory or a hub id:
+`AutoModelForCausalLM` / `AutoTokenizer`, weights from safetensors, `trust_remote_code` off unless
+the config asks for it. With LoRA (PEFT) the reference policy needs no second copy: it is the
+same model with its adapters disabled (`model.disable_adapter()`), as TRL does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+import warnings
+from pathlib import Path
+
+import torch
+
+from grpo_lab.config import ModelConfig
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    if name == "auto":
+        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+
+
+def resolve_model_path(name_or_path: str) -> str:
+    """"micro" → the embedded micro model (pretrained on first use); a path must exist."""
+    if name_or_path == "micro":
+        from grpo_lab.micro_world import ensure_micro_model
+
+        return str(ensure_micro_model())
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        return str(path)
+    # A hub id is "org/name" (or a bare name); anything else that does not exist is a bad path.
+    if name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1:
+        raise FileNotFoundError(
+            f"model.name_or_path = {name_or_path!r}: no such directory (a local model needs config.json and "
+            "weights; a hub id looks like 'Qwen/Qwen2.5-0.5B')"
+        )
+    return name_or_path  # a hub id: transformers resolves it (from the local cache when offline)
+
+
+def load_tokenizer(path: str, trust_remote_code: bool = False):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    tokenizer.padding_side = "left"  # sampling appends on the right, so prompts pad on the left
+    if tokenizer.pad_token is None:  # many base models ship without one: reuse EOS (handled, not an error)
+        if tokenizer.eos_token is None:
+            raise ValueError(f"tokenizer at {path!r} has neither a pad_token nor an eos_token to pad with")
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_model_and_tokenizer(cfg: ModelConfig):
+    """Load the model and tokenizer named by the config, on its device and dtype, with LoRA if asked.
+
+    Returns (model, tokenizer). With cfg.use_lora the model is a `peft.PeftModel` whose base
+    weights are frozen; otherwise every weight trains (full fine-tuning).
+    """
+    from transformers import AutoModelForCausalLM
+
+    path = resolve_model_path(cfg.name_or_path)
+    device = resolve_device(cfg.device)
+    dtype = resolve_dtype(cfg.dtype, device)
+    tokenizer = load_tokenizer(path, cfg.trust_remote_code)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            path, dtype=dtype, trust_remote_code=cfg.trust_remote_code, use_safetensors=None
+        )
+    except OSError as exc:
+        raise OSError(
+            f"could not load model.name_or_path = {cfg.name_or_path!r}: {exc}. Without network, a hub id "
+            "only works if it is in the local Hugging Face cache; otherwise pass a local directory."
+        ) from exc
+    model.to(device)
+    if model.generation_config is not None and model.generation_config.pad_token_id is None:
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False
+    if cfg.use_lora:
+        model = add_lora(model, cfg)
+    return model, tokenizer
+
+
+def add_lora(model, cfg: ModelConfig):
+    """Wrap the model with PEFT LoRA adapters on cfg.lora_target_modules (base weights frozen)."""
+    from peft import LoraConfig, get_peft_model
+
+    present = {name.split(".")[-1] for name, _ in model.named_modules()}
+    targets = [m for m in cfg.lora_target_modules if m in present]
+    missing = sorted(set(cfg.lora_target_modules) - present)
+    if not targets:
+        raise ValueError(
+            f"model.lora_target_modules = {cfg.lora_target_modules} matches no module of this model; "
+            f"its linear layers include: {sorted(n for n in present if n.endswith('proj'))[:12]}"
+        )
+    if missing:
+        warnings.warn(f"model.lora_target_modules: {missing} not found in the model; adapting {targets}")
+    lora = LoraConfig(
+        task_type="CAUSAL_LM",
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=targets,
+    )
+    if cfg.gradient_checkpointing:
+        model.enable_input_require_grads()  # PEFT + checkpointing needs grads flowing into inputs
+    return get_peft_model(model, lora)
+
+
+class ReferencePolicy:
+    """π_ref: the base model with adapters disabled (LoRA), or a frozen copy (full fine-tuning)."""
+
+    def __init__(self, model, use_lora: bool, needed: bool):
+        self.model = model
+        self.use_lora = use_lora
+        self.copy = None
+        if needed and not use_lora:
+            self.copy = copy.deepcopy(model).eval()
+            for p in self.copy.parameters():
+                p.requires_grad_(False)
+
+    @contextlib.contextmanager
+    def active(self):
+        """Yield the module to run as the reference policy."""
+        if self.copy is not None:
+            yield self.copy
+        elif self.use_lora:
+            with self.model.disable_adapter():
+                yield self.model
+        else:
+            yield self.model
+
+
+def trainable_parameters(model) -> list[torch.nn.Parameter]:
+    return [p for p in model.parameters() if p.requires_grad]

@@ -1,0 +1,476 @@
+"""LoRA GRPO on a Hugging Face causal LM, readable top to bottom (CleanRL style).
+
+One training step (DeepSeekMath Algorithm 1, with μ inner iterations):
+
+    1. draw prompts_per_step questions, sample G completions each        (rollout.generate)
+    2. score them with the rule-based rewards                            (rewards.compute_rewards)
+    3. group-relative advantages                                         (grpo.compute_advantages)
+    4. log-probs of π_ref (adapters off) and, if μ > 1, of π_old          (no gradient)
+    5. μ times: loss = GRPO objective, backward, clip, AdamW step        (grpo.grpo_loss)
+
+Around it: exam evaluation every N steps, checkpoints (adapter, optimizer, RNG states, step)
+written atomically, a local run log plus wandb (tracking.RunLogger), callbacks so a notebook can
+watch live, and a progress bar with reward and length.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from grpo_lab.config import Config
+from grpo_lab.data import PromptSource, format_prompt, load_exam
+from grpo_lab.evaluate import ExamResult, evaluate_model
+from grpo_lab.grpo import compute_advantages, entropy_from_logits, grpo_loss, selective_log_probs
+from grpo_lab.models import ReferencePolicy, add_lora, load_model_and_tokenizer, trainable_parameters
+from grpo_lab.phenomena import count_reflections
+from grpo_lab.rewards import compute_rewards, get_reward_function, is_correct, seed_coin_flips
+from grpo_lab.rollout import Rollout, generate
+from grpo_lab.tracking import RunLogger, load_run
+
+SUMMARY_KEYS = ("pass@1", "cons@{k}", "pass@{k}", "mean_length", "reflection_rate")
+
+
+class Callback:
+    """Override what you need; the trainer calls these hooks (e.g. a live plot in a notebook)."""
+
+    def on_step_end(self, trainer: "GRPOTrainer", step: int, metrics: dict[str, float]) -> None: ...
+
+    def on_evaluate(self, trainer: "GRPOTrainer", step: int, result: ExamResult) -> None: ...
+
+    def on_train_end(self, trainer: "GRPOTrainer") -> None: ...
+
+
+class TrainingStopped(RuntimeError):
+    """Training stopped on purpose (e.g. too many NaN steps); the last good checkpoint is intact."""
+
+
+class GRPOTrainer:
+    """GRPO with LoRA adapters; the reference policy is the same model with adapters disabled.
+
+    `model`/`tokenizer` default to what `config.model` names; `reward_funcs` to
+    `config.rewards.functions`. Pass your own to experiment from a notebook.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        model=None,
+        tokenizer=None,
+        reward_funcs: Sequence[Callable] | None = None,
+        callbacks: Sequence[Callback | Callable] = (),
+        run_dir: str | Path | None = None,
+    ):
+        self.config = cfg = config
+        g = cfg.grpo
+        _seed_everything(g.seed)
+        if model is None:
+            model, tokenizer = load_model_and_tokenizer(cfg.model)
+        elif cfg.model.use_lora and not hasattr(model, "disable_adapter"):
+            model = add_lora(model, cfg.model)
+        if tokenizer is None:
+            raise ValueError("pass the tokenizer together with the model")
+        self.model, self.tokenizer = model, tokenizer
+        self.device = next(model.parameters()).device
+        self.reference = ReferencePolicy(model, cfg.model.use_lora, needed=g.beta != 0.0)
+
+        self.reward_funcs = list(reward_funcs) if reward_funcs is not None else [
+            get_reward_function(name) for name in cfg.rewards.functions
+        ]
+        weights = list(cfg.rewards.weights)
+        self.reward_weights = weights if len(weights) == len(self.reward_funcs) else [1.0] * len(self.reward_funcs)
+        self.exam = load_exam(cfg.eval.exam, cfg.data.question_field, cfg.data.answer_field)
+        exam_questions = {str(row["question"]) for row in self.exam}
+        self.prompts = PromptSource(cfg.data.train, g.seed, cfg.data.question_field, cfg.data.answer_field,
+                                    exclude_questions=exam_questions)
+        self.optimizer = torch.optim.AdamW(trainable_parameters(model), lr=g.lr, weight_decay=g.weight_decay)
+        # Constant learning rate after a linear warm-up (DeepSeekMath uses a constant 1e-6).
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: min(1.0, (s + 1) / g.warmup_steps) if g.warmup_steps > 0 else 1.0
+        )
+        self.generator = torch.Generator(device=self.device).manual_seed(g.seed)
+        seed_coin_flips(g.seed)
+        self.callbacks = [c if isinstance(c, Callback) else _FunctionCallback(c) for c in callbacks]
+        self.run_dir = Path(run_dir) if run_dir is not None else config.run_dir
+        self.step = 0
+        self.num_tokens = 0
+        self.nonfinite_in_a_row = 0
+        self.eval_results: dict[int, ExamResult] = {}
+        self.logger: RunLogger | None = None
+
+    # ================================================================== the GRPO step
+    def training_step(self) -> dict[str, float]:
+        cfg, g = self.config, self.config.grpo
+        G = g.group_size
+        t_start = time.perf_counter()
+
+        # 1. Rollout: G completions per prompt, from the current policy (= π_old).
+        rows = self.prompts.next(g.prompts_per_step)
+        prompts = [format_prompt(str(r["question"]), cfg.data.template, self.tokenizer) for r in rows]
+        self._check_prompt_lengths(prompts)
+        rollout = generate(
+            self.model, self.tokenizer, prompts, num_samples=G, max_new_tokens=g.max_new_tokens,
+            temperature=g.temperature, top_p=g.top_p, stop_strings=g.stop_strings, generator=self.generator,
+        )
+        t_rollout = time.perf_counter()
+
+        # 2. Rewards: every dataset column is passed to the reward functions, repeated G times.
+        columns = {key: [r[key] for r in rows for _ in range(G)] for key in rows[0] if key != "question"}
+        rewards, per_function = compute_rewards(
+            self.reward_funcs, self.reward_weights, rollout.prompts, rollout.completions, columns
+        )
+        rewards = rewards.to(self.device)
+
+        # 3. Group-relative advantages Â_i (DeepSeekMath Eq. 3; Dr. GRPO drops the std).
+        advantages, reward_stats = compute_advantages(rewards, G, g.scale_rewards, g.std_eps)
+
+        # 4. π_ref and π_old log-probs, without gradient. With μ = 1, π_old = π_θ at the update,
+        #    so the ratio is exactly 1 and no extra pass is needed (its value is the detached π_θ).
+        batch = self._training_batch(rollout)
+        ref_logps = old_logps = None
+        with torch.no_grad():
+            if g.beta != 0.0:
+                with self.reference.active() as reference_model:
+                    ref_logps = self._per_token_logps(reference_model, batch)[0]
+            if g.num_iterations > 1:
+                old_logps = self._per_token_logps(self.model, batch)[0]
+        t_scoring = time.perf_counter()
+
+        # 5. μ policy updates on this batch.
+        self.model.train()
+        for _ in range(g.num_iterations):
+            loss_value, stats, grad_norm = self._update(batch, advantages, old_logps, ref_logps)
+        t_update = time.perf_counter()
+
+        self.num_tokens += int(batch["attention_mask"].sum().item())
+        metrics = {
+            **reward_stats,
+            **self._reward_metrics(per_function),
+            **self._completion_metrics(rollout, rows),
+            **stats,
+            "loss": loss_value,
+            "grad_norm": grad_norm,
+            "learning_rate": self.scheduler.get_last_lr()[0],
+            "num_tokens": float(self.num_tokens),
+            "step_time": t_update - t_start,
+            "time/rollout": t_rollout - t_start,
+            "time/scoring": t_scoring - t_rollout,
+            "time/update": t_update - t_scoring,
+        }
+        self._last_rollout, self._last_rewards = rollout, rewards
+        return metrics
+
+    def _update(self, batch, advantages, old_logps, ref_logps) -> tuple[float, dict[str, float], float]:
+        """One optimiser step: forward/backward over micro-batches, clip, AdamW. Skips NaN steps."""
+        g = self.config.grpo
+        n = batch["input_ids"].size(0)
+        size = g.micro_batch_size or n
+        # Normalisers of the whole batch, so that micro-batches sum to the full-batch loss.
+        total_tokens = batch["completion_mask"].sum()
+        totals: dict[str, float] = {}
+        loss_value = 0.0
+        for start in range(0, n, size):
+            part = {key: value[start : start + size] for key, value in batch.items()}
+            logps, entropy = self._per_token_logps(self.model, part, with_entropy=True)
+            old = logps.detach() if old_logps is None else old_logps[start : start + size]
+            loss, stats = grpo_loss(
+                logps, old, advantages[start : start + size], part["completion_mask"],
+                loss_type=g.loss_type, epsilon=g.epsilon, epsilon_high=g.epsilon_high, beta=g.beta,
+                ref_per_token_logps=None if ref_logps is None else ref_logps[start : start + size],
+                max_completion_length=g.max_new_tokens, num_items_in_batch=total_tokens, num_sequences=n,
+            )
+            loss.backward()
+            loss_value += loss.item()
+            mask = part["completion_mask"]
+            weight = mask.sum().item() / max(total_tokens.item(), 1.0)
+            stats["entropy"] = (entropy * mask).sum() / mask.sum().clamp(min=1)
+            for key, value in stats.items():
+                totals[key] = totals.get(key, 0.0) + float(value) * weight
+        params = trainable_parameters(self.model)
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, g.max_grad_norm))
+        if math.isfinite(loss_value) and math.isfinite(grad_norm):
+            self.optimizer.step()
+            self.nonfinite_in_a_row = 0
+            totals["nonfinite_skipped"] = 0.0
+        else:  # numerical guard: skip the step, count it, stop after too many in a row
+            self.nonfinite_in_a_row += 1
+            totals["nonfinite_skipped"] = 1.0
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        return loss_value, totals, grad_norm
+
+    def _training_batch(self, rollout: Rollout) -> dict[str, torch.Tensor]:
+        input_ids = torch.cat([rollout.prompt_ids, rollout.completion_ids], dim=1)
+        attention_mask = torch.cat([rollout.prompt_mask, rollout.completion_mask], dim=1)
+        # Left padding shifts every row: positions must count real tokens only, exactly as the
+        # sampler did, or training log-probs differ from the sampler's.
+        position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+        return {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "position_ids": position_ids,
+            "completion_ids": rollout.completion_ids,
+            "completion_mask": rollout.completion_mask,
+        }
+
+    def _per_token_logps(self, model, batch, with_entropy: bool = False):
+        """log π(o_t | q, o_<t) for completion tokens only: logits are kept for the last T+1 positions."""
+        T = batch["completion_ids"].size(1)
+        logits = model(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+            position_ids=batch["position_ids"], logits_to_keep=T + 1, use_cache=False,
+        ).logits[:, :-1]  # the logit at position t predicts token t + 1
+        temperature = self.config.grpo.temperature
+        logps = selective_log_probs(logits, batch["completion_ids"], temperature)
+        entropy = entropy_from_logits(logits, temperature) if with_entropy else None
+        return logps, entropy
+
+    # ================================================================ metrics
+    def _reward_metrics(self, per_function: dict[str, list[float]]) -> dict[str, float]:
+        out = {}
+        for name, values in per_function.items():
+            t = torch.tensor(values, dtype=torch.float32)
+            out[f"rewards/{name}/mean"] = t.mean().item()
+            out[f"rewards/{name}/std"] = t.std().item() if len(values) > 1 else 0.0
+        return out
+
+    def _completion_metrics(self, rollout: Rollout, rows: list[dict]) -> dict[str, float]:
+        """Length and reflection of the training completions (TRL's names + phenomena/)."""
+        lengths = rollout.lengths.float()
+        truncated = rollout.truncated
+        terminated = lengths[~truncated]
+        G = self.config.grpo.group_size
+        golds = [r["answer"] for r in rows for _ in range(G)]
+        correct = torch.tensor([is_correct(c, a) for c, a in zip(rollout.completions, golds)])
+        reflections = torch.tensor(
+            [count_reflections(c, self.config.eval.lexicon) for c in rollout.completions], dtype=torch.float32
+        )
+        nan = float("nan")
+        return {
+            "completions/mean_length": lengths.mean().item(),
+            "completions/min_length": lengths.min().item(),
+            "completions/max_length": lengths.max().item(),
+            "completions/clipped_ratio": truncated.float().mean().item(),
+            "completions/mean_terminated_length": terminated.mean().item() if len(terminated) else nan,
+            "completions/mean_length_correct": lengths[correct].mean().item() if correct.any() else nan,
+            "completions/mean_length_incorrect": lengths[~correct].mean().item() if (~correct).any() else nan,
+            "accuracy": correct.float().mean().item(),
+            "phenomena/reflection_rate": (reflections > 0).float().mean().item(),
+            "phenomena/mean_reflections": reflections.mean().item(),
+        }
+
+    # ================================================================ evaluation
+    def evaluate(self, step: int | None = None) -> ExamResult:
+        """The exam: k samples per question at the eval temperature/top-p (R1's pass@1 protocol)."""
+        e, g = self.config.eval, self.config.grpo
+        step = self.step if step is None else step
+        result = evaluate_model(
+            self.model, self.tokenizer, self.exam, k=e.k, temperature=e.temperature, top_p=e.top_p,
+            max_new_tokens=e.max_new_tokens or g.max_new_tokens, template=self.config.data.template,
+            stop_strings=g.stop_strings, batch_size=e.batch_size, seed=g.seed * 1_000_003 + step,
+            lexicon=e.lexicon,
+        )
+        self.eval_results[step] = result
+        if self.logger is not None:
+            self.logger.log({f"eval/{k}": v for k, v in result.metrics.items()}, step=step)
+            eval_dir = self.run_dir / "eval"
+            eval_dir.mkdir(parents=True, exist_ok=True)
+            result.per_question.to_csv(eval_dir / f"questions_step{step:06d}.csv", index=False)
+            result.samples.to_json(eval_dir / f"samples_step{step:06d}.jsonl", orient="records", lines=True)
+        for cb in self.callbacks:
+            cb.on_evaluate(self, step, result)
+        return result
+
+    def headline(self, result: ExamResult) -> dict[str, float]:
+        """The five numbers of summary.json: pass@1, cons@k, pass@k, mean_length, reflection_rate."""
+        k = self.config.eval.k
+        return {key.format(k=k): result.metrics.get(key.format(k=k), float("nan")) for key in SUMMARY_KEYS}
+
+    # ================================================================ the loop
+    def train(self, resume: bool = False):
+        """Run config.grpo.steps steps (continuing from the last checkpoint when resume=True).
+
+        Returns the run's metrics as a pandas DataFrame (grpo_lab.load_run).
+        """
+        cfg = self.config
+        g, e, tr = cfg.grpo, cfg.eval, cfg.tracking
+        if resume:
+            self.load_checkpoint(latest_checkpoint(self.run_dir))
+        t0 = time.perf_counter()
+        self.logger = RunLogger(self.run_dir, cfg.to_dict(), wandb_mode=tr.wandb_mode, project=tr.wandb_project,
+                                run_name=cfg.name, resume=resume)
+        if resume:
+            self.logger.truncate_after(self.step)
+        try:
+            if e.at_start and self.step == 0 and 0 not in self.eval_results:
+                self.logger.summary({"step0": self.headline(self.evaluate(0))})
+            bar = tqdm(total=g.steps, initial=self.step, desc=cfg.name, disable=not tr.progress)
+            while self.step < g.steps:
+                metrics = self.training_step()
+                self.step += 1
+                self.logger.log(metrics, step=self.step)
+                if tr.log_completions_every and self.step % tr.log_completions_every == 0:
+                    self._log_completions()
+                for cb in self.callbacks:
+                    cb.on_step_end(self, self.step, metrics)
+                bar.update(1)
+                bar.set_postfix(reward=f"{metrics['reward']:.2f}", acc=f"{metrics['accuracy']:.2f}",
+                                len=f"{metrics['completions/mean_length']:.0f}",
+                                refl=f"{metrics['phenomena/reflection_rate']:.2f}")
+                if self.nonfinite_in_a_row >= g.max_nonfinite_steps:
+                    raise TrainingStopped(
+                        f"{self.nonfinite_in_a_row} steps in a row had a NaN/inf loss or gradient (step {self.step}); "
+                        f"stopped. The last good checkpoint in {self.run_dir / 'checkpoints'} is intact."
+                    )
+                if e.every and self.step % e.every == 0 and self.step < g.steps:
+                    self.evaluate()
+                if tr.save_every and self.step % tr.save_every == 0:
+                    self.save_checkpoint()
+            bar.close()
+            rl_seconds = time.perf_counter() - t0
+            final = self.eval_results.get(self.step) or self.evaluate()
+            self.save_checkpoint()
+            self.logger.summary({"final": self.headline(final), "rl_seconds": rl_seconds, "seed": g.seed,
+                                 "steps": self.step})
+            for cb in self.callbacks:
+                cb.on_train_end(self)
+        finally:
+            self.logger.close()
+        return load_run(self.run_dir)
+
+    def _log_completions(self) -> None:
+        rollout, rewards = self._last_rollout, self._last_rewards
+        G = self.config.grpo.group_size
+        rows = [
+            {"prompt": rollout.prompts[i], "completion": rollout.completions[i], "reward": float(rewards[i]),
+             "length": int(rollout.lengths[i])}
+            for i in range(min(G, len(rollout)))
+        ]
+        self.logger.log_completions(self.step, rows)
+
+    def _check_prompt_lengths(self, prompts: list[str]) -> None:
+        limit = self.config.grpo.max_prompt_length or getattr(self.model.config, "max_position_embeddings", None)
+        if limit is None:
+            return
+        room = limit if self.config.grpo.max_prompt_length else limit - self.config.grpo.max_new_tokens
+        for p in prompts:
+            n = len(self.tokenizer(p, add_special_tokens=False)["input_ids"])
+            if n > room:
+                raise ValueError(
+                    f"a prompt has {n} tokens, more than the {room} that fit (context {limit}, "
+                    f"max_new_tokens {self.config.grpo.max_new_tokens}): {p[:80]!r}…"
+                )
+
+    # ================================================================ checkpoints
+    def save_checkpoint(self) -> Path:
+        """Adapter (or full weights), optimizer, scheduler, RNG states and step, written atomically."""
+        root = self.run_dir / "checkpoints"
+        final = root / f"step-{self.step:06d}"
+        tmp = root / f".tmp-step-{self.step:06d}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        self.model.save_pretrained(tmp, safe_serialization=True)
+        torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
+        torch.save(
+            {
+                "scheduler": self.scheduler.state_dict(),
+                "torch": torch.get_rng_state(),
+                "generator": self.generator.get_state(),
+            },
+            tmp / "rng_state.pt",
+        )
+        from grpo_lab import rewards
+
+        state = {
+            "step": self.step,
+            "num_tokens": self.num_tokens,
+            "nonfinite_in_a_row": self.nonfinite_in_a_row,
+            "python_random": _jsonable_random_state(random.getstate()),
+            "coin_flip_random": _jsonable_random_state(rewards._COIN_FLIP_RNG.getstate()),
+            "prompts": _jsonable(self.prompts.state_dict()),
+        }
+        (tmp / "trainer_state.json").write_text(json.dumps(state))
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)  # a checkpoint directory either exists whole or not at all
+        for old in sorted(root.glob("step-*"))[:-2]:  # keep the last two
+            shutil.rmtree(old, ignore_errors=True)
+        return final
+
+    def load_checkpoint(self, path: str | Path) -> None:
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        from grpo_lab import rewards
+
+        path = Path(path)
+        state = json.loads((path / "trainer_state.json").read_text())
+        if self.config.model.use_lora:
+            set_peft_model_state_dict(self.model, load_file(str(path / "adapter_model.safetensors")))
+        else:
+            weights = load_file(str(path / "model.safetensors"))
+            self.model.load_state_dict(weights, strict=False)
+        self.optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
+        rng = torch.load(path / "rng_state.pt", weights_only=True)
+        self.scheduler.load_state_dict(rng["scheduler"])
+        torch.set_rng_state(rng["torch"])
+        self.generator.set_state(rng["generator"])
+        self.step = int(state["step"])
+        self.num_tokens = int(state["num_tokens"])
+        self.nonfinite_in_a_row = int(state["nonfinite_in_a_row"])
+        random.setstate(_random_state_from_json(state["python_random"]))
+        rewards._COIN_FLIP_RNG.setstate(_random_state_from_json(state["coin_flip_random"]))
+        self.prompts.load_state_dict(state["prompts"])
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path:
+    """The newest complete checkpoint of a run (temporary, half-written ones are ignored)."""
+    root = Path(run_dir) / "checkpoints"
+    found = sorted(p for p in root.glob("step-*") if (p / "trainer_state.json").exists())
+    if not found:
+        raise FileNotFoundError(f"no checkpoint to resume from in {root}")
+    return found[-1]
+
+
+class _FunctionCallback(Callback):
+    def __init__(self, fn: Callable[["GRPOTrainer", int, dict], Any]):
+        self.fn = fn
+
+    def on_step_end(self, trainer, step, metrics):
+        self.fn(trainer, step, metrics)
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _jsonable_random_state(state: tuple) -> list:
+    version, internal, gauss = state
+    return [version, list(internal), gauss]
+
+
+def _random_state_from_json(state: list) -> tuple:
+    version, internal, gauss = state
+    return (version, tuple(internal), gauss)
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, tuple):
+        return [_jsonable(x) for x in obj]
+    if isinstance(obj, list):
+        return [_jsonable(x) for x in obj]
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    return obj
