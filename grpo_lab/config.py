@@ -13,6 +13,7 @@ Every value is checked when the config is built: an unknown key or a bad value r
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -271,9 +272,11 @@ def _build(cls: type, data: dict[str, Any], prefix: str, source: str) -> Any:
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
+        close = difflib.get_close_matches(unknown[0], names, n=1)
+        hint = f" (did you mean {prefix}{close[0]!s}?)" if close else ""
+        group = f" in {prefix.rstrip('.')}" if prefix else ""
         raise ConfigError(
-            f"{source}: unknown key {prefix}{unknown[0]!r}; allowed keys{' in ' + prefix.rstrip('.') if prefix else ''}: "
-            f"{sorted(names)}"
+            f"{source}: unknown key '{prefix}{unknown[0]}'{hint}; allowed keys{group}: {sorted(names)}"
         )
     kwargs = {}
     for name, value in data.items():

@@ -232,11 +232,11 @@ class PretrainConfig:
     intermediate_size: int = 512
     num_layers: int = 2
     num_heads: int = 4
-    seq_len: int = 256
-    batch_size: int = 16
-    steps: int = 1000
+    seq_len: int = 128
+    batch_size: int = 32
+    steps: int = 1800
     lr: float = 4e-3
-    warmup_steps: int = 60
+    warmup_steps: int = 100
     min_lr_ratio: float = 0.1
     weight_decay: float = 0.01
     corpus: CorpusConfig = field(default_factory=CorpusConfig)

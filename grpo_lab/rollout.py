@@ -12,8 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import inspect
+
 import torch
-from transformers import DynamicCache
+from transformers import DynamicCache, LlamaForCausalLM
+
+# transformers ≥ 5.2x calls the KV-cache argument `cache` and deprecates `past_key_values`.
+_CACHE_KW = "cache" if "cache" in inspect.signature(LlamaForCausalLM.forward).parameters else "past_key_values"
 
 
 @dataclass
@@ -91,7 +96,7 @@ class _StopChecker:
         return hit
 
 
-@torch.inference_mode()
+@torch.no_grad()  # not inference_mode: the rollout's tensors feed the training forward pass
 def generate(
     model,
     tokenizer,
@@ -136,9 +141,9 @@ def generate(
         input_ids=prompt_ids,
         attention_mask=attention_mask,
         position_ids=position_ids,
-        past_key_values=cache,
         use_cache=True,
         logits_to_keep=1,
+        **{_CACHE_KW: cache},
     )
     next_position = position_ids[:, -1] + 1
     logits = out.logits[:, -1]
@@ -161,8 +166,8 @@ def generate(
             input_ids=tokens[:, None],
             attention_mask=attention_mask,
             position_ids=next_position[:, None],
-            past_key_values=cache,
             use_cache=True,
+            **{_CACHE_KW: cache},
         )
         next_position = next_position + 1
         logits = out.logits[:, -1]

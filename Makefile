@@ -1,0 +1,41 @@
+# Two commands for a fresh machine:  make demo  (the micro R1-Zero run)  and  make test.
+# Both create .venv, install the package and its dependencies, then run.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+# On a machine without a GPU, install the CPU build of torch before anything else pulls torch
+# (a plain `pip install torch` may fetch a multi-GB CUDA build). GPU users keep their own torch:
+# `make TORCH_SPEC= demo` skips this step, or install torch into .venv first.
+TORCH_SPEC ?= torch==2.13.0
+
+export WANDB_SILENT ?= true
+
+.PHONY: setup demo test test-fast control clean-venv
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	@if [ -n "$(TORCH_SPEC)" ] && ! $(PY) -c "import torch" 2>/dev/null; then \
+		if command -v nvidia-smi >/dev/null 2>&1; then echo "GPU found: installing the default torch build"; \
+			$(PY) -m pip install --quiet torch; \
+		else $(PY) -m pip install --quiet "$(TORCH_SPEC)"; fi; fi
+	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m ipykernel install --user --name grpo-lab --display-name "Python (grpo-lab)" >/dev/null 2>&1 || true
+	touch $@
+
+setup: $(VENV)/.installed
+
+## The main job: the micro R1-Zero experiment end to end (wandb offline).
+demo: setup
+	WANDB_MODE=$${WANDB_MODE:-offline} $(VENV)/bin/grpo-lab demo $(ARGS)
+
+## The coin-flip control on the same seed.
+control: setup
+	WANDB_MODE=$${WANDB_MODE:-offline} $(VENV)/bin/grpo-lab demo --control $(ARGS)
+
+## The whole test suite, notebooks included (wandb disabled, in a temporary directory).
+test: setup
+	WANDB_MODE=disabled WANDB_DIR=$$(mktemp -d) $(PY) -m pytest -q $(PYTEST_ARGS)
+
+clean-venv:
+	rm -rf $(VENV)
