@@ -197,7 +197,7 @@ class Config:
     # --------------------------------------------------------------- checking
     def validate(self, source: str = "config") -> None:
         """Ranges that types cannot express. Each message names the key and what is allowed."""
-        g, e, m, r = self.grpo, self.eval, self.model, self.rewards
+        g, e, m, r, d, t = self.grpo, self.eval, self.model, self.rewards, self.data, self.tracking
         checks = [
             ("grpo.group_size", g.group_size >= 2, "must be ≥ 2 (a group of one has no baseline: its advantage is always 0)"),
             ("grpo.prompts_per_step", g.prompts_per_step >= 1, "must be ≥ 1"),
@@ -214,13 +214,26 @@ class Config:
             ("grpo.std_eps", g.std_eps >= 0, "must be ≥ 0"),
             ("grpo.micro_batch_size", g.micro_batch_size >= 0, "must be ≥ 0 (0: the whole batch)"),
             ("grpo.max_nonfinite_steps", g.max_nonfinite_steps >= 1, "must be ≥ 1"),
-            ("eval.k", e.k >= 1, "must be ≥ 1"),
+            ("grpo.max_prompt_length", g.max_prompt_length is None or g.max_prompt_length >= 1, "must be ≥ 1 or null"),
+            ("grpo.warmup_steps", g.warmup_steps >= 0, "must be ≥ 0"),
+            ("grpo.weight_decay", g.weight_decay >= 0, "must be ≥ 0"),
+            ("grpo.stop_strings", all(isinstance(x, str) and x for x in g.stop_strings), "must be non-empty strings"),
+            ("eval.k", e.k >= 1, "must be ≥ 1 (samples drawn per question; pass@k and cons@k use this k)"),
+            ("eval.max_new_tokens", e.max_new_tokens is None or e.max_new_tokens >= 1, "must be ≥ 1 or null"),
             ("eval.temperature", e.temperature > 0, "must be > 0"),
             ("eval.top_p", 0 < e.top_p <= 1, "must be in (0, 1]"),
             ("eval.every", e.every >= 0, "must be ≥ 0"),
             ("eval.batch_size", e.batch_size >= 1, "must be ≥ 1"),
             ("model.lora_r", m.lora_r >= 1, "must be ≥ 1"),
             ("model.lora_dropout", 0 <= m.lora_dropout < 1, "must be in [0, 1)"),
+            ("model.lora_alpha", m.lora_alpha > 0, "must be > 0"),
+            ("model.name_or_path", bool(m.name_or_path.strip()), "must name a model (\"micro\", a directory or a hub id)"),
+            ("data.train", bool(d.train.strip()), "must be \"micro\" or a jsonl/parquet file"),
+            ("data.question_field", bool(d.question_field), "must be a column name"),
+            ("data.answer_field", bool(d.answer_field), "must be a column name"),
+            ("eval.exam", bool(e.exam.strip()), "must be \"micro\" or a jsonl/parquet file"),
+            ("tracking.save_every", t.save_every >= 0, "must be ≥ 0 (0: only at the end)"),
+            ("tracking.log_completions_every", t.log_completions_every >= 0, "must be ≥ 0 (0: never)"),
             ("rewards.functions", len(r.functions) >= 1, "must name at least one reward function"),
             (
                 "rewards.weights",
@@ -238,6 +251,16 @@ class Config:
                 raise ConfigError(
                     f"{source}: rewards.functions has unknown reward {name!r}; allowed: {sorted(REWARD_FUNCTIONS)}"
                 )
+        from grpo_lab.phenomena import LEXICONS
+        from grpo_lab.rewards import SUPPORTED_LANGUAGES
+
+        if r.target_language not in SUPPORTED_LANGUAGES:
+            raise ConfigError(
+                f"{source}: rewards.target_language = {r.target_language!r} is not supported; "
+                f"allowed: {list(SUPPORTED_LANGUAGES)}"
+            )
+        if e.lexicon not in LEXICONS:
+            raise ConfigError(f"{source}: eval.lexicon = {e.lexicon!r} is unknown; allowed: {sorted(LEXICONS)}")
 
     @property
     def run_dir(self) -> Path:

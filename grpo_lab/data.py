@@ -1,7 +1,8 @@
 """Datasets and prompt templates.
 
-A dataset here is a list of dict rows with (at least) a question and an answer. Files are jsonl;
-a malformed line, or a row without the question/answer field, is an error naming the file and line.
+A dataset here is a list of dict rows with (at least) a question and an answer. Files are jsonl
+(or parquet); a malformed line, a row without the question/answer field, or an empty file is an
+error naming the file and line.
 """
 
 from __future__ import annotations
@@ -37,38 +38,97 @@ def format_prompt(question: str, template: str = "r1_zero", tokenizer=None) -> s
     raise ValueError(f"data.template = {template!r}; allowed: 'r1_zero', 'chat', 'micro'")
 
 
-def load_jsonl(path: str | Path, question_field: str = "question", answer_field: str = "answer") -> list[dict]:
-    """Rows of a jsonl file, each checked for the question and answer fields."""
+def load_jsonl(path: str | Path, question_field: str = "question", answer_field: str = "answer",
+               what: str = "dataset") -> list[dict]:
+    """Rows of a jsonl file, each checked for the question and answer fields.
+
+    Every problem is an error that names the file and line: a missing file, a line that is not
+    valid JSON (or not UTF-8, or not an object), a row without the question or answer field, an
+    empty file. `what` says which config key pointed here (e.g. "data.train"), for the messages.
+    """
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"dataset file not found: {path}")
+        raise FileNotFoundError(f"{what} file not found: {path}")
+    if path.is_dir():
+        raise IsADirectoryError(f"{what}: {path} is a directory; expected a .jsonl file")
     rows: list[dict] = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ValueError(f"{path}:{lineno}: not valid UTF-8 text ({exc.reason}); is it a jsonl file?") from exc
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from exc
+                raise ValueError(f"{path}:{lineno}: not valid JSON ({exc.msg}): {line.strip()[:80]!r}") from exc
             if not isinstance(row, dict):
                 raise ValueError(f"{path}:{lineno}: each line must be a JSON object, got {type(row).__name__}")
-            for key in (question_field, answer_field):
-                if key not in row or row[key] is None:
-                    raise ValueError(f"{path}:{lineno}: row has no {key!r} field (fields: {sorted(row)})")
+            _check_row(row, f"{path}:{lineno}", question_field, answer_field)
             rows.append(row)
     if not rows:
-        raise ValueError(f"{path}: the dataset is empty")
+        raise ValueError(f"{path}: the {what} is empty (no rows)")
     return rows
 
 
+def _check_row(row: dict, where: str, question_field: str, answer_field: str) -> None:
+    for key, setting in ((question_field, "data.question_field"), (answer_field, "data.answer_field")):
+        if key not in row or row[key] is None:
+            raise ValueError(
+                f"{where}: row has no {key!r} field (fields: {sorted(row)}); "
+                f"set {setting} to the column that holds it"
+            )
+
+
+def load_parquet(path: str | Path, question_field: str = "question", answer_field: str = "answer",
+                 what: str = "dataset") -> list[dict]:
+    """Rows of a parquet file, checked like `load_jsonl` (errors name the file and row)."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{what} file not found: {path}")
+    try:
+        df = pd.read_parquet(path)
+    except Exception as exc:  # noqa: BLE001 -- pyarrow raises many types; say which file
+        raise ValueError(f"{path}: not a readable parquet file ({type(exc).__name__}: {exc})") from exc
+    rows = []
+    for i, row in enumerate(df.to_dict(orient="records")):
+        row = {k: (None if _is_missing(v) else v) for k, v in row.items()}
+        _check_row(row, f"{path}: row {i}", question_field, answer_field)
+        rows.append(row)
+    if not rows:
+        raise ValueError(f"{path}: the {what} is empty (no rows)")
+    return rows
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def load_dataset_file(path: str | Path, question_field: str = "question", answer_field: str = "answer",
+                      what: str = "dataset") -> list[dict]:
+    """A jsonl (.jsonl/.json, one object a line) or parquet (.parquet) file of question/answer rows."""
+    if Path(path).suffix.lower() == ".parquet":
+        return load_parquet(path, question_field, answer_field, what)
+    return load_jsonl(path, question_field, answer_field, what)
+
+
 def load_exam(spec: str, question_field: str = "question", answer_field: str = "answer") -> list[dict]:
-    """The exam set: "micro" (the committed held-out micro-world exam) or a jsonl path."""
+    """The exam set: "micro" (the committed held-out micro-world exam) or a jsonl/parquet path.
+
+    Each row gets "question" and "answer" keys (copied from the configured fields).
+    """
     if spec == "micro":
         from grpo_lab.micro_world import ensure_exam
 
         spec = str(ensure_exam())
-    return load_jsonl(spec, question_field, answer_field)
+    rows = load_dataset_file(spec, question_field, answer_field, what="eval.exam")
+    for row in rows:
+        row["question"], row["answer"] = row[question_field], row[answer_field]
+    return rows
 
 
 class PromptSource:
@@ -89,11 +149,11 @@ class PromptSource:
             self.rows: list[dict] = []
         else:
             self.sampler = None
-            rows = load_jsonl(spec, question_field, answer_field)
+            rows = load_dataset_file(spec, question_field, answer_field, what="data.train")
             exclude = exclude_questions or set()
             self.rows = [r for r in rows if str(r[question_field]) not in exclude]
             if not self.rows:
-                raise ValueError(f"{spec}: every training row is also an exam question")
+                raise ValueError(f"data.train = {spec}: every training row is also an exam question (eval.exam)")
         self.rng = random.Random(seed)
         self.order: list[int] = []
         self.position = 0

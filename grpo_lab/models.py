@@ -52,9 +52,17 @@ def resolve_model_path(name_or_path: str) -> str:
 
 
 def load_tokenizer(path: str, trust_remote_code: bool = False):
+    """The tokenizer at `path`, padding on the left; one without a pad token pads with EOS."""
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise OSError(
+            f"could not load a tokenizer from model.name_or_path = {path!r} ({type(exc).__name__}: {exc}). "
+            "Without network a hub id only works if it is in the local Hugging Face cache; otherwise pass a "
+            "local directory with the tokenizer files."
+        ) from exc
     tokenizer.padding_side = "left"  # sampling appends on the right, so prompts pad on the left
     if tokenizer.pad_token is None:  # many base models ship without one: reuse EOS (handled, not an error)
         if tokenizer.eos_token is None:
@@ -76,13 +84,15 @@ def load_model_and_tokenizer(cfg: ModelConfig):
     dtype = resolve_dtype(cfg.dtype, device)
     tokenizer = load_tokenizer(path, cfg.trust_remote_code)
     try:
+        # Weights from safetensors only: a pickled .bin checkpoint can run code when unpickled.
         model = AutoModelForCausalLM.from_pretrained(
-            path, dtype=dtype, trust_remote_code=cfg.trust_remote_code, use_safetensors=None
+            path, dtype=dtype, trust_remote_code=cfg.trust_remote_code, use_safetensors=True
         )
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         raise OSError(
-            f"could not load model.name_or_path = {cfg.name_or_path!r}: {exc}. Without network, a hub id "
-            "only works if it is in the local Hugging Face cache; otherwise pass a local directory."
+            f"could not load model.name_or_path = {cfg.name_or_path!r} ({type(exc).__name__}: {exc}). "
+            "grpo-lab loads weights from safetensors files only. Without network, a hub id only works if it "
+            "is in the local Hugging Face cache; otherwise pass a local directory."
         ) from exc
     model.to(device)
     if model.generation_config is not None and model.generation_config.pad_token_id is None:

@@ -32,9 +32,10 @@ import glob
 import json
 import math
 import os
+import threading
 import warnings
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import pandas as pd
 import yaml
@@ -86,6 +87,10 @@ EVAL_METRIC_NAMES: tuple[str, ...] = (
 DEFAULT_WANDB_INIT_TIMEOUT = 30.0
 """Seconds wandb.init may take before we give up on wandb. wandb's own default is 90 s, which
 is how long an online run with a key but no network would otherwise hang (REFERENCE §6)."""
+
+WANDB_INIT_GRACE_S = 1.0
+"""Extra seconds our own watchdog waits on top of the timeout handed to wandb, so that wandb's
+own (cleaner) timeout error normally comes first; the watchdog catches an init that ignores it."""
 
 WANDB_MODES = ("online", "offline", "disabled")
 
@@ -247,15 +252,19 @@ class RunLogger:
             kwargs: dict[str, Any] = {}
             if resume and id_path.exists():  # continue the same wandb run (online dashboards)
                 kwargs = {"id": id_path.read_text().strip(), "resume": "allow"}
-            self._wandb_run = wandb.init(
-                project=project,
-                name=name,
-                config=self.config,
-                mode=mode,
-                # Passed explicitly: wandb reads WANDB_DIR only once per process.
-                dir=os.environ.get("WANDB_DIR") or str(self.run_dir),
-                settings=wandb.Settings(init_timeout=timeout, silent=True),
-                **kwargs,
+            self._wandb_run = _call_with_timeout(
+                lambda: wandb.init(
+                    project=project,
+                    name=name,
+                    config=self.config,
+                    mode=mode,
+                    # Passed explicitly: wandb reads WANDB_DIR only once per process.
+                    dir=os.environ.get("WANDB_DIR") or str(self.run_dir),
+                    settings=wandb.Settings(init_timeout=timeout, silent=True),
+                    **kwargs,
+                ),
+                timeout + WANDB_INIT_GRACE_S,
+                what="wandb.init",
             )
             _atomic_write_text(id_path, self._wandb_run.id)
         except Exception as e:  # noqa: BLE001 -- tracking must never stop training
@@ -333,6 +342,18 @@ class RunLogger:
             if path.exists():
                 _write_jsonl_atomic(path, [r for r in read_jsonl(path) if r.get("step", -math.inf) <= step])
 
+    def drop_metrics(self, where: Callable[[dict[str, Any]], bool]) -> None:
+        """Drop the metrics lines for which `where(record)` is true, atomically.
+
+        The trainer uses it on resume to drop the eval lines of the checkpoint's own step that
+        were logged after the checkpoint was written (the eval is then redone, not duplicated).
+        """
+        if self.metrics_path.exists():
+            records = read_jsonl(self.metrics_path)
+            kept = [r for r in records if not where(r)]
+            if len(kept) != len(records):
+                _write_jsonl_atomic(self.metrics_path, kept)
+
     # -- closing -------------------------------------------------------------------------------
 
     def close(self) -> None:
@@ -349,6 +370,46 @@ class RunLogger:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def _call_with_timeout(fn: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Run `fn()` in a daemon thread and wait at most `timeout` seconds for it.
+
+    Why: `wandb.init` is meant to honour its own init_timeout, but a hung network call, a stuck
+    service process or a misbehaving install must not be able to stall a training run or a
+    notebook. On a timeout we raise `TimeoutError` and abandon the thread; should `fn` still
+    return a run later, that run is finished quietly in the thread so nothing keeps logging.
+    """
+    lock = threading.Lock()
+    result: dict[str, Any] = {}
+    abandoned = threading.Event()
+
+    def target() -> None:
+        try:
+            value = fn()
+        except BaseException as exc:  # noqa: BLE001 -- handed to the caller
+            with lock:
+                result["error"] = exc
+            return
+        with lock:
+            result["value"] = value
+            late = abandoned.is_set()
+        if late and hasattr(value, "finish"):
+            try:
+                value.finish()
+            except Exception:  # noqa: BLE001
+                pass
+
+    thread = threading.Thread(target=target, name=f"grpo-lab-{what}", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    with lock:
+        if "value" not in result and "error" not in result:
+            abandoned.set()
+            raise TimeoutError(f"{what} did not return within {timeout:.1f} s")
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
 
 
 def _table_cell(value: Any) -> Any:
