@@ -21,6 +21,7 @@ import os
 import random
 import shutil
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -74,6 +75,11 @@ class GRPOTrainer:
         self.config = cfg = config
         g = cfg.grpo
         _seed_everything(g.seed)
+        # Data first: a bad dataset or exam file fails in a second, before a big model is loaded.
+        self.exam = load_exam(cfg.eval.exam, cfg.data.question_field, cfg.data.answer_field)
+        exam_questions = {str(row["question"]) for row in self.exam}
+        self.prompts = PromptSource(cfg.data.train, g.seed, cfg.data.question_field, cfg.data.answer_field,
+                                    exclude_questions=exam_questions)
         if model is None:
             model, tokenizer = load_model_and_tokenizer(cfg.model)
         elif cfg.model.use_lora and not hasattr(model, "disable_adapter"):
@@ -89,10 +95,14 @@ class GRPOTrainer:
         ]
         weights = list(cfg.rewards.weights)
         self.reward_weights = weights if len(weights) == len(self.reward_funcs) else [1.0] * len(self.reward_funcs)
-        self.exam = load_exam(cfg.eval.exam, cfg.data.question_field, cfg.data.answer_field)
-        exam_questions = {str(row["question"]) for row in self.exam}
-        self.prompts = PromptSource(cfg.data.train, g.seed, cfg.data.question_field, cfg.data.answer_field,
-                                    exclude_questions=exam_questions)
+        # Every prompt known up front is checked now, not when it is first drawn mid-run.
+        self._check_prompt_lengths([format_prompt(str(r["question"]), cfg.data.template, tokenizer) for r in self.exam],
+                                   source=f"eval.exam ({cfg.eval.exam})")
+        if self.prompts.rows:
+            self._check_prompt_lengths(
+                [format_prompt(str(r[cfg.data.question_field]), cfg.data.template, tokenizer) for r in self.prompts.rows],
+                source=f"data.train ({cfg.data.train})",
+            )
         self.optimizer = torch.optim.AdamW(trainable_parameters(model), lr=g.lr, weight_decay=g.weight_decay)
         # Constant learning rate after a linear warm-up (DeepSeekMath uses a constant 1e-6).
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -105,7 +115,11 @@ class GRPOTrainer:
         self.step = 0
         self.num_tokens = 0
         self.nonfinite_in_a_row = 0
+        self.nonfinite_total = 0
         self.eval_results: dict[int, ExamResult] = {}
+        # Eval metrics restored from a checkpoint whose step had been evaluated before it was saved.
+        self._restored_eval: dict[int, dict[str, float]] = {}
+        self._last_saved_step: int | None = None
         self.logger: RunLogger | None = None
 
     # ================================================================== the GRPO step
@@ -117,7 +131,7 @@ class GRPOTrainer:
         # 1. Rollout: G completions per prompt, from the current policy (= π_old).
         rows = self.prompts.next(g.prompts_per_step)
         prompts = [format_prompt(str(r["question"]), cfg.data.template, self.tokenizer) for r in rows]
-        self._check_prompt_lengths(prompts)
+        self._check_prompt_lengths(prompts, source=f"data.train ({cfg.data.train})")
         rollout = generate(
             self.model, self.tokenizer, prompts, num_samples=G, max_new_tokens=g.max_new_tokens,
             temperature=g.temperature, top_p=g.top_p, stop_strings=g.stop_strings, generator=self.generator,
@@ -125,7 +139,8 @@ class GRPOTrainer:
         t_rollout = time.perf_counter()
 
         # 2. Rewards: every dataset column is passed to the reward functions, repeated G times.
-        columns = {key: [r[key] for r in rows for _ in range(G)] for key in rows[0] if key != "question"}
+        keys = dict.fromkeys(key for r in rows for key in r if key != "question")
+        columns = {key: [r.get(key) for r in rows for _ in range(G)] for key in keys}
         rewards, per_function = compute_rewards(
             self.reward_funcs, self.reward_weights, rollout.prompts, rollout.completions, columns
         )
@@ -204,7 +219,9 @@ class GRPOTrainer:
             totals["nonfinite_skipped"] = 0.0
         else:  # numerical guard: skip the step, count it, stop after too many in a row
             self.nonfinite_in_a_row += 1
+            self.nonfinite_total += 1
             totals["nonfinite_skipped"] = 1.0
+        totals["nonfinite_total"] = float(self.nonfinite_total)
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
         return loss_value, totals, grad_norm
@@ -291,29 +308,54 @@ class GRPOTrainer:
             cb.on_evaluate(self, step, result)
         return result
 
-    def headline(self, result: ExamResult) -> dict[str, float]:
+    def headline(self, result: ExamResult | dict[str, float]) -> dict[str, float]:
         """The five numbers of summary.json: pass@1, cons@k, pass@k, mean_length, reflection_rate."""
         k = self.config.eval.k
-        return {key.format(k=k): result.metrics.get(key.format(k=k), float("nan")) for key in SUMMARY_KEYS}
+        metrics = result.metrics if isinstance(result, ExamResult) else result
+        return {key.format(k=k): metrics.get(key.format(k=k), float("nan")) for key in SUMMARY_KEYS}
 
     # ================================================================ the loop
     def train(self, resume: bool = False):
         """Run config.grpo.steps steps (continuing from the last checkpoint when resume=True).
 
         Returns the run's metrics as a pandas DataFrame (grpo_lab.load_run).
+
+        Resuming is exact: a run killed at any moment and resumed gives the same metrics lines
+        (none lost, none duplicated) and the same weights as an uninterrupted run with the same
+        seed. The checkpoint holds everything the next step depends on (adapter, optimizer,
+        scheduler, every RNG, the prompt source, counters, whether its step was evaluated);
+        lines logged after it are dropped and redone. With resume=True and no checkpoint yet
+        (killed during the step-0 evaluation), the run starts again from step 0.
         """
         cfg = self.config
-        g, e, tr = cfg.grpo, cfg.eval, cfg.tracking
+        g, tr = cfg.grpo, cfg.tracking
+        checkpoint = None
         if resume:
-            self.load_checkpoint(latest_checkpoint(self.run_dir))
+            checkpoint = _latest_checkpoint_or_none(self.run_dir)
+            if checkpoint is None:
+                warnings.warn(f"no checkpoint in {self.run_dir / 'checkpoints'} yet: starting the run from step 0",
+                              stacklevel=2)
+            else:
+                self.load_checkpoint(checkpoint)
+        else:
+            _set_aside_old_checkpoints(self.run_dir)
         t0 = time.perf_counter()
         self.logger = RunLogger(self.run_dir, cfg.to_dict(), wandb_mode=tr.wandb_mode, project=tr.wandb_project,
                                 run_name=cfg.name, resume=resume)
-        if resume:
-            self.logger.truncate_after(self.step)
         try:
-            if e.at_start and self.step == 0 and 0 not in self.eval_results:
-                self.logger.summary({"step0": self.headline(self.evaluate(0))})
+            if resume:
+                # Lines logged after the checkpoint belong to steps about to be redone; so does an
+                # eval of the checkpoint's own step that finished after the checkpoint was written.
+                self.logger.truncate_after(self.step if checkpoint is not None else -1)
+                if checkpoint is not None and self.step not in self._restored_eval:
+                    step = self.step
+                    self.logger.drop_metrics(lambda r: r.get("step") == step and any(k.startswith("eval/") for k in r))
+            if self._eval_due(self.step) and not self._evaluated(self.step):
+                result = self.evaluate()
+                if self.step == 0:
+                    self.logger.summary({"step0": self.headline(result)})
+                    if tr.save_every:  # so that a crash in step 1 does not redo the step-0 exam
+                        self.save_checkpoint()
             bar = tqdm(total=g.steps, initial=self.step, desc=cfg.name, disable=not tr.progress)
             while self.step < g.steps:
                 metrics = self.training_step()
@@ -328,25 +370,63 @@ class GRPOTrainer:
                                 len=f"{metrics['completions/mean_length']:.0f}",
                                 refl=f"{metrics['phenomena/reflection_rate']:.2f}")
                 if self.nonfinite_in_a_row >= g.max_nonfinite_steps:
-                    raise TrainingStopped(
-                        f"{self.nonfinite_in_a_row} steps in a row had a NaN/inf loss or gradient (step {self.step}); "
-                        f"stopped. The last good checkpoint in {self.run_dir / 'checkpoints'} is intact."
-                    )
-                if e.every and self.step % e.every == 0 and self.step < g.steps:
+                    self._stop_nonfinite()
+                if self._eval_due(self.step):
                     self.evaluate()
-                if tr.save_every and self.step % tr.save_every == 0:
+                # A step that was skipped as non-finite is not checkpointed: the last checkpoint
+                # stays the last good state.
+                if tr.save_every and self.step % tr.save_every == 0 and self.nonfinite_in_a_row == 0:
                     self.save_checkpoint()
             bar.close()
             rl_seconds = time.perf_counter() - t0
-            final = self.eval_results.get(self.step) or self.evaluate()
-            self.save_checkpoint()
+            if self._last_saved_step != self.step and self.nonfinite_in_a_row == 0:
+                self.save_checkpoint()  # the final weights are safe before the (long) final exam
+            if self.step in self.eval_results:
+                final = self.eval_results[self.step].metrics
+            elif self.step in self._restored_eval:
+                final = self._restored_eval[self.step]
+            else:
+                final = self.evaluate().metrics
             self.logger.summary({"final": self.headline(final), "rl_seconds": rl_seconds, "seed": g.seed,
                                  "steps": self.step})
             for cb in self.callbacks:
                 cb.on_train_end(self)
+        except BaseException as exc:
+            # Everything written so far (run log, checkpoints) stays on disk; say where it is.
+            if hasattr(exc, "add_note") and not isinstance(exc, TrainingStopped):
+                exc.add_note(
+                    f"grpo-lab: training stopped during step {self.step + 1}; the run log and the checkpoints in "
+                    f"{self.run_dir} are intact (resume: grpo-lab train --resume {self.run_dir})"
+                )
+            raise
         finally:
             self.logger.close()
         return load_run(self.run_dir)
+
+    def _eval_due(self, step: int) -> bool:
+        """Whether the exam runs at this step: at step 0 (eval.at_start), then every eval.every steps.
+
+        The last step is evaluated after the loop, in every case (the "final" numbers).
+        """
+        e = self.config.eval
+        if step == 0:
+            return e.at_start
+        return bool(e.every) and step % e.every == 0 and step < self.config.grpo.steps
+
+    def _evaluated(self, step: int) -> bool:
+        return step in self.eval_results or step in self._restored_eval
+
+    def _stop_nonfinite(self) -> None:
+        last_good = _latest_checkpoint_or_none(self.run_dir)
+        where = f"the last good checkpoint, {last_good}, is intact" if last_good else "no checkpoint was written yet"
+        message = (
+            f"{self.nonfinite_in_a_row} steps in a row (up to step {self.step}) had a NaN/inf loss or gradient and "
+            f"were skipped (grpo.max_nonfinite_steps = {self.config.grpo.max_nonfinite_steps}); training stopped. "
+            f"{where}. Try a lower grpo.lr or grpo.max_grad_norm, or check the reward functions."
+        )
+        self.logger.summary({"stopped": {"step": self.step, "reason": message,
+                                         "checkpoint": str(last_good) if last_good else None}})
+        raise TrainingStopped(message)
 
     def _log_completions(self) -> None:
         rollout, rewards = self._last_rollout, self._last_rewards
@@ -358,22 +438,38 @@ class GRPOTrainer:
         ]
         self.logger.log_completions(self.step, rows)
 
-    def _check_prompt_lengths(self, prompts: list[str]) -> None:
-        limit = self.config.grpo.max_prompt_length or getattr(self.model.config, "max_position_embeddings", None)
-        if limit is None:
+    def _check_prompt_lengths(self, prompts: list[str], source: str = "prompts") -> None:
+        """Prompts that leave no room for max_new_tokens in the context window are an error.
+
+        The limit is grpo.max_prompt_length when set, else the model's context window
+        (max_position_embeddings) minus grpo.max_new_tokens. The message names the source (config
+        key and file), the prompt's index and its start, and the settings that decide the limit.
+        """
+        g = self.config.grpo
+        context = getattr(getattr(self.model, "config", None), "max_position_embeddings", None)
+        if g.max_prompt_length:
+            room, why = g.max_prompt_length, f"grpo.max_prompt_length = {g.max_prompt_length}"
+        elif context is not None:
+            room, why = context - g.max_new_tokens, f"context window {context} - grpo.max_new_tokens {g.max_new_tokens}"
+        else:
             return
-        room = limit if self.config.grpo.max_prompt_length else limit - self.config.grpo.max_new_tokens
-        for p in prompts:
-            n = len(self.tokenizer(p, add_special_tokens=False)["input_ids"])
-            if n > room:
+        if room < 1:
+            raise ValueError(f"no room for a prompt: {why} leaves {room} tokens; lower grpo.max_new_tokens")
+        lengths = self.tokenizer(list(prompts), add_special_tokens=False)["input_ids"] if prompts else []
+        for i, (p, ids) in enumerate(zip(prompts, lengths)):
+            if len(ids) > room:
                 raise ValueError(
-                    f"a prompt has {n} tokens, more than the {room} that fit (context {limit}, "
-                    f"max_new_tokens {self.config.grpo.max_new_tokens}): {p[:80]!r}…"
+                    f"{source}: prompt {i} has {len(ids)} tokens, more than the {room} that fit ({why}): "
+                    f"{p[:80]!r}…"
                 )
 
     # ================================================================ checkpoints
     def save_checkpoint(self) -> Path:
-        """Adapter (or full weights), optimizer, scheduler, RNG states and step, written atomically."""
+        """Adapter (or full weights), optimizer, scheduler, RNG states and step, written atomically.
+
+        Everything goes to a temporary directory first, which is renamed into place when complete:
+        a checkpoint directory either exists whole or not at all, whenever the process dies.
+        """
         root = self.run_dir / "checkpoints"
         final = root / f"step-{self.step:06d}"
         tmp = root / f".tmp-step-{self.step:06d}"
@@ -381,33 +477,48 @@ class GRPOTrainer:
         tmp.mkdir(parents=True)
         self.model.save_pretrained(tmp, safe_serialization=True)
         torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
-        torch.save(
-            {
-                "scheduler": self.scheduler.state_dict(),
-                "torch": torch.get_rng_state(),
-                "generator": self.generator.get_state(),
-            },
-            tmp / "rng_state.pt",
-        )
+        rng = {
+            "scheduler": self.scheduler.state_dict(),
+            "torch": torch.get_rng_state(),
+            "generator": self.generator.get_state(),
+        }
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        torch.save(rng, tmp / "rng_state.pt")
         from grpo_lab import rewards
 
+        evaluated = self.eval_results.get(self.step)
         state = {
             "step": self.step,
             "num_tokens": self.num_tokens,
             "nonfinite_in_a_row": self.nonfinite_in_a_row,
+            "nonfinite_total": self.nonfinite_total,
             "python_random": _jsonable_random_state(random.getstate()),
+            "numpy_random": _jsonable_numpy_state(np.random.get_state()),
             "coin_flip_random": _jsonable_random_state(rewards._COIN_FLIP_RNG.getstate()),
             "prompts": _jsonable(self.prompts.state_dict()),
+            # The exam of this step, if it ran before the checkpoint: not redone on resume.
+            "eval_metrics": evaluated.metrics if evaluated is not None else self._restored_eval.get(self.step),
         }
-        (tmp / "trainer_state.json").write_text(json.dumps(state))
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)  # a checkpoint directory either exists whole or not at all
-        for old in sorted(root.glob("step-*"))[:-2]:  # keep the last two
+        with open(tmp / "trainer_state.json", "w", encoding="utf-8") as f:
+            f.write(json.dumps(state))
+            f.flush()
+            os.fsync(f.fileno())
+        if final.exists():  # never delete the only copy before its replacement is in place
+            old = root / f".old-step-{self.step:06d}"
             shutil.rmtree(old, ignore_errors=True)
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)  # a checkpoint directory either exists whole or not at all
+        self._last_saved_step = self.step
+        for stale in sorted(root.glob("step-*"))[:-2]:  # keep the last two
+            shutil.rmtree(stale, ignore_errors=True)
         return final
 
     def load_checkpoint(self, path: str | Path) -> None:
+        """Restore everything `save_checkpoint` wrote, so the next step is the one the run would take."""
         from peft import set_peft_model_state_dict
         from safetensors.torch import load_file
 
@@ -418,28 +529,58 @@ class GRPOTrainer:
         if self.config.model.use_lora:
             set_peft_model_state_dict(self.model, load_file(str(path / "adapter_model.safetensors")))
         else:
-            weights = load_file(str(path / "model.safetensors"))
+            weights = {}
+            for shard in sorted(path.glob("*.safetensors")):  # model.safetensors, or shards of a big model
+                weights.update(load_file(str(shard)))
             self.model.load_state_dict(weights, strict=False)
         self.optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
         rng = torch.load(path / "rng_state.pt", weights_only=True)
         self.scheduler.load_state_dict(rng["scheduler"])
         torch.set_rng_state(rng["torch"])
         self.generator.set_state(rng["generator"])
+        if "cuda" in rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
         self.step = int(state["step"])
         self.num_tokens = int(state["num_tokens"])
         self.nonfinite_in_a_row = int(state["nonfinite_in_a_row"])
+        self.nonfinite_total = int(state.get("nonfinite_total", 0))
         random.setstate(_random_state_from_json(state["python_random"]))
+        if "numpy_random" in state:
+            np.random.set_state(_numpy_state_from_json(state["numpy_random"]))
         rewards._COIN_FLIP_RNG.setstate(_random_state_from_json(state["coin_flip_random"]))
         self.prompts.load_state_dict(state["prompts"])
+        self.eval_results = {}
+        self._restored_eval = {self.step: state["eval_metrics"]} if state.get("eval_metrics") else {}
+        self._last_saved_step = self.step
 
 
 def latest_checkpoint(run_dir: str | Path) -> Path:
     """The newest complete checkpoint of a run (temporary, half-written ones are ignored)."""
+    found = _latest_checkpoint_or_none(run_dir)
+    if found is None:
+        raise FileNotFoundError(f"no checkpoint to resume from in {Path(run_dir) / 'checkpoints'}")
+    return found
+
+
+def _latest_checkpoint_or_none(run_dir: str | Path) -> Path | None:
     root = Path(run_dir) / "checkpoints"
     found = sorted(p for p in root.glob("step-*") if (p / "trainer_state.json").exists())
-    if not found:
-        raise FileNotFoundError(f"no checkpoint to resume from in {root}")
-    return found[-1]
+    return found[-1] if found else None
+
+
+def _set_aside_old_checkpoints(run_dir: str | Path) -> None:
+    """A fresh run in a directory with an earlier run's checkpoints moves them to checkpoints.previous.
+
+    Otherwise a later resume of the new run could pick up the old run's (later) step. The old
+    checkpoints are kept, not deleted, in case the fresh start was a mistake (one generation only).
+    """
+    root = Path(run_dir) / "checkpoints"
+    if root.exists() and any(root.glob("step-*")):
+        previous = Path(run_dir) / "checkpoints.previous"
+        warnings.warn(f"{root} holds checkpoints of an earlier run and resume=False: moving them to {previous}",
+                      stacklevel=3)
+        shutil.rmtree(previous, ignore_errors=True)
+        os.replace(root, previous)
 
 
 class _FunctionCallback(Callback):
@@ -464,6 +605,16 @@ def _jsonable_random_state(state: tuple) -> list:
 def _random_state_from_json(state: list) -> tuple:
     version, internal, gauss = state
     return (version, tuple(internal), gauss)
+
+
+def _jsonable_numpy_state(state: tuple) -> list:
+    name, keys, pos, has_gauss, cached = state
+    return [name, [int(k) for k in keys], int(pos), int(has_gauss), float(cached)]
+
+
+def _numpy_state_from_json(state: list) -> tuple:
+    name, keys, pos, has_gauss, cached = state
+    return (name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached)
 
 
 def _jsonable(obj: Any) -> Any:
