@@ -387,8 +387,10 @@ class GRPOTrainer:
                 final = self._restored_eval[self.step]
             else:
                 final = self.evaluate().metrics
-            self.logger.summary({"final": self.headline(final), "rl_seconds": rl_seconds, "seed": g.seed,
-                                 "steps": self.step})
+            done = {"final": self.headline(final), "rl_seconds": rl_seconds, "seed": g.seed, "steps": self.step}
+            if self.logger.summary_path.exists() and "stopped" in json.loads(self.logger.summary_path.read_text()):
+                done["stopped"] = None  # an earlier attempt stopped; this one finished
+            self.logger.summary(done)
             for cb in self.callbacks:
                 cb.on_train_end(self)
         except BaseException as exc:

@@ -197,7 +197,7 @@ def _crash_at(hook: str, step: int):
     [
         ("evaluate", 0),  # exam of step 0 logged, no checkpoint yet: the run restarts from step 0
         ("step", 1),      # step 1 logged, checkpoint 0 only: the step-0 exam must not be redone
-        ("step", 4),      # the exam of step 4 and checkpoint 4 not written yet
+        ("step", 4),      # the exam of step 4 and checkpoint 4 not written yet; a torn last line
         ("evaluate", 4),  # exam of step 4 logged, checkpoint 4 not written: redone exactly once
         ("evaluate", STEPS),  # final checkpoint written, final exam logged, summary not: redone once
     ],
@@ -210,6 +210,9 @@ def test_crash_anywhere_then_resume_equals_an_uninterrupted_run(
     with pytest.raises(Crash) as info:
         GRPOTrainer(cfg, run_dir=run_dir, callbacks=[_crash_at(hook, step)]).train()
     assert "run log and the checkpoints" in "\n".join(getattr(info.value, "__notes__", []))
+    if (hook, step) == ("step", 4):  # and the process died while writing the next line
+        with open(run_dir / "metrics.jsonl", "a") as f:
+            f.write('{"step": 5, "reward": 0.2, "rewa')
 
     resumed = GRPOTrainer(resume_config(tiny_model_dir, exam_file, run_dir), run_dir=run_dir)
     evaluated = []
