@@ -397,8 +397,8 @@ class GRPOTrainer:
             # Everything written so far (run log, checkpoints) stays on disk; say where it is.
             if hasattr(exc, "add_note") and not isinstance(exc, TrainingStopped):
                 exc.add_note(
-                    f"grpo-lab: training stopped during step {self.step + 1}; the run log and the checkpoints in "
-                    f"{self.run_dir} are intact (resume: grpo-lab train --resume {self.run_dir})"
+                    f"grpo-lab: training stopped after step {self.step} of {g.steps} had completed; the run log "
+                    f"and the checkpoints in {self.run_dir} are intact (resume: grpo-lab train --resume {self.run_dir})"
                 )
             raise
         finally:

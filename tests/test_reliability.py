@@ -177,7 +177,7 @@ def test_reward_function_failure_mid_run_is_surfaced_and_nothing_is_lost(
     with pytest.raises(RewardFunctionError) as info:
         trainer.train()
     assert fragment in str(info.value)
-    assert "during step 3" in "\n".join(info.value.__notes__)
+    assert "after step 2 of 4 had completed" in "\n".join(info.value.__notes__)
     df = load_run(run_dir)
     assert list(df["step"]) == [0, 1, 2] and "step0" in df.attrs["summary"]
     assert latest_checkpoint(run_dir).name == "step-000002"
