@@ -69,7 +69,7 @@ def load_jsonl(path: str | Path, question_field: str = "question", answer_field:
             _check_row(row, f"{path}:{lineno}", question_field, answer_field)
             rows.append(row)
     if not rows:
-        raise ValueError(f"{path}: the {what} is empty (no rows)")
+        raise ValueError(f"{path}: no rows ({what} is empty)")
     return rows
 
 
@@ -100,7 +100,7 @@ def load_parquet(path: str | Path, question_field: str = "question", answer_fiel
         _check_row(row, f"{path}: row {i}", question_field, answer_field)
         rows.append(row)
     if not rows:
-        raise ValueError(f"{path}: the {what} is empty (no rows)")
+        raise ValueError(f"{path}: no rows ({what} is empty)")
     return rows
 
 
