@@ -187,12 +187,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from grpo_lab.rewards import RewardFunctionError
+    from grpo_lab.trainer import TrainingStopped
+
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, FileNotFoundError, ValueError) as exc:
+    except (ConfigError, FileNotFoundError, ValueError, OSError, KeyError) as exc:  # bad input
         print(f"grpo-lab {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except (RewardFunctionError, TrainingStopped) as exc:  # the run stopped; its log and checkpoints stay
+        notes = "".join(f"\n{note}" for note in getattr(exc, "__notes__", []))
+        print(f"grpo-lab {args.command}: stopped: {exc}{notes}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

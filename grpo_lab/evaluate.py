@@ -275,3 +275,23 @@ def evaluate_model(
     golds = [row["answer"] for row in exam]
     return score_exam(questions, golds, completions, lengths=lengths, truncated=truncated,
                       ks=[x for x in ks if x <= k], lexicon=lexicon)
+
+
+def load_eval_samples(run_dir, step: int | str = "last") -> pd.DataFrame:
+    """The per-sample table of one exam evaluation of a run (written by the trainer in eval/).
+
+    `step` is an RL step, "first" or "last". Columns: question_idx, sample_idx, completion,
+    extracted, correct, length, n_reflections (see score_exam).
+    """
+    from pathlib import Path
+
+    files = sorted((Path(run_dir) / "eval").glob("samples_step*.jsonl"))
+    if not files:
+        raise FileNotFoundError(f"no evaluation samples in {Path(run_dir) / 'eval'}")
+    steps = {int(f.stem.removeprefix("samples_step")): f for f in files}
+    key = min(steps) if step == "first" else max(steps) if step == "last" else int(step)
+    if key not in steps:
+        raise KeyError(f"no evaluation at step {key} in {run_dir}; evaluated steps: {sorted(steps)}")
+    df = pd.read_json(steps[key], orient="records", lines=True)
+    df.attrs["step"] = key
+    return df

@@ -120,10 +120,15 @@ class TaskSampler:
 class CorpusConfig:
     """Rates of the behaviours in the pretraining corpus (fractions of main documents)."""
 
-    direct: float = 0.15
-    one_shot: float = 0.45
-    chunked: float = 0.40
+    direct: float = 0.45
+    one_shot: float = 0.0
+    """Off by default: a one-shot line looks like a chunk line, so its errors leak into chunk sums."""
+    chunked: float = 0.55
     """Chunked working; each chunk is verified with probability p_verify."""
+    p_direct_exact: float = 0.25
+    """A direct answer is a guess: exact this often, otherwise off by a little (±1..3) or by ±10."""
+    p_one_shot_exact: float = 0.4
+    """A one-shot sum is mental arithmetic: exact this often, otherwise off like a guess."""
     p_verify: float = 0.15
     p_verified_chunk_wrong: float = 0.5
     """In a verified chunk, how often the one-shot chunk value was wrong (and the check fixes it)."""
@@ -136,6 +141,13 @@ class CorpusConfig:
 
 def _wrong(rng: random.Random, value: int) -> int:
     return max(0, value + rng.choice([-2, -1, 1, 2, 10, -10]))
+
+
+def _guess(rng: random.Random, value: int, p_exact: float) -> int:
+    """An estimate of a sum that is exact with probability p_exact, otherwise near it."""
+    if rng.random() < p_exact:
+        return value
+    return max(0, value + rng.choice([-3, -2, -1, 1, 2, 3, -10, 10]))
 
 
 def _recheck(start: int | None, terms: list[int]) -> tuple[str, int]:
@@ -154,7 +166,7 @@ def working(rng: random.Random, operands: list[int], cfg: CorpusConfig, style: s
     if style == "direct":
         return ""
     if style == "one_shot":
-        return " + ".join(map(str, operands)) + f" = {sum(operands)} ."
+        return " + ".join(map(str, operands)) + f" = {_guess(rng, sum(operands), cfg.p_one_shot_exact)} ."
     lines, total = [], None
     for i in range(0, len(operands), cfg.chunk_size):
         chunk = operands[i : i + cfg.chunk_size]
@@ -171,6 +183,11 @@ def working(rng: random.Random, operands: list[int], cfg: CorpusConfig, style: s
 
 
 def document(rng: random.Random, cfg: CorpusConfig, exclude: set) -> str:
+    return styled_document(rng, cfg, exclude)[0]
+
+
+def styled_document(rng: random.Random, cfg: CorpusConfig, exclude: set) -> tuple[str, str]:
+    """One pretraining document and the behaviour it shows ("check", "direct", "one_shot", "chunked")."""
     if rng.random() < cfg.verification_docs:
         start = rng.randint(1, 60) if rng.random() < 0.5 else None
         terms = sample_operands(rng, rng.randint(2, 4))
@@ -179,15 +196,19 @@ def document(rng: random.Random, cfg: CorpusConfig, exclude: set) -> str:
         lhs = " + ".join(map(str, ([start] if start else []) + terms))
         check, value = _recheck(start, terms)
         return (f"User : is {lhs} = {claimed} ? Assistant : <think> wait , let me check : {check} . </think> "
-                f"<answer> {value} </answer>")
+                f"<answer> {value} </answer>"), "check"
     while True:
         ops = sample_operands(rng, rng.randint(cfg.k_min, cfg.k_max))
         if tuple(ops) not in exclude:
             break
     style = rng.choices(["direct", "one_shot", "chunked"], weights=[cfg.direct, cfg.one_shot, cfg.chunked])[0]
     think = working(rng, ops, cfg, style)
+    if style == "direct":
+        answer = _guess(rng, sum(ops), cfg.p_direct_exact)
+    else:  # the answer is what the working arrived at
+        answer = int(think.rstrip(" .").rsplit("=", 1)[-1])
     think = f" {think} " if think else " "
-    return f"{prompt_for(make_question(ops))} <think>{think}</think> <answer> {sum(ops)} </answer>"
+    return f"{prompt_for(make_question(ops))} <think>{think}</think> <answer> {answer} </answer>", style
 
 
 # --------------------------------------------------------------------------- tokenizer
@@ -234,7 +255,7 @@ class PretrainConfig:
     num_heads: int = 4
     seq_len: int = 128
     batch_size: int = 32
-    steps: int = 1800
+    steps: int = 1600
     lr: float = 4e-3
     warmup_steps: int = 100
     min_lr_ratio: float = 0.1

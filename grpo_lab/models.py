@@ -157,3 +157,29 @@ class ReferencePolicy:
 
 def trainable_parameters(model) -> list[torch.nn.Parameter]:
     return [p for p in model.parameters() if p.requires_grad]
+
+
+def load_policy(run_dir_or_checkpoint: str | os.PathLike, device: str = "auto"):
+    """The trained policy of a run: its base model with the last checkpoint's LoRA adapter.
+
+    Accepts a run directory (uses its newest checkpoint) or a checkpoint directory. Returns
+    (model, tokenizer) in eval mode.
+    """
+    import yaml
+    from peft import PeftModel
+
+    from grpo_lab.config import Config
+
+    path = Path(run_dir_or_checkpoint)
+    if (path / "checkpoints").exists():
+        from grpo_lab.trainer import latest_checkpoint
+
+        run_dir, checkpoint = path, latest_checkpoint(path)
+    else:
+        run_dir, checkpoint = path.parent.parent, path
+    cfg = Config.from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()), source=str(run_dir / "config.yaml"))
+    cfg.model.use_lora = False
+    cfg.model.device = device
+    model, tokenizer = load_model_and_tokenizer(cfg.model)
+    model = PeftModel.from_pretrained(model, str(checkpoint)).eval()
+    return model, tokenizer

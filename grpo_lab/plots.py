@@ -249,3 +249,48 @@ def compare_runs(dfs: dict[str, pd.DataFrame], key: str, window: int | None = No
     if drawn:
         ax.legend(fontsize="small")
     return ax.figure
+
+
+class LivePlot:
+    """A trainer callback that redraws reward, length and reflection in a notebook while training.
+
+    Outside Jupyter (no IPython display) it does nothing, so the same code runs in scripts.
+    `GRPOTrainer(cfg, callbacks=[LivePlot(every=10)])`.
+    """
+
+    def __init__(self, every: int = 10, window: int = 10):
+        self.every, self.window = every, window
+        self.rows: list[dict] = []
+        try:
+            from IPython import get_ipython
+
+            self.active = get_ipython() is not None and "IPKernelApp" in get_ipython().config
+        except ImportError:
+            self.active = False
+
+    def on_step_end(self, trainer, step: int, metrics: dict) -> None:
+        self.rows.append({"step": step, **metrics})
+        if self.active and step % self.every == 0:
+            self._draw()
+
+    def on_evaluate(self, trainer, step: int, result) -> None:
+        self.rows.append({"step": step, **{f"eval/{k}": v for k, v in result.metrics.items()}})
+
+    def on_train_end(self, trainer) -> None:
+        if self.active:
+            from IPython.display import clear_output
+
+            clear_output(wait=False)  # the final figures are drawn by the notebook itself
+
+    def _draw(self) -> None:
+        from IPython.display import clear_output, display
+
+        df = pd.DataFrame(self.rows).groupby("step").last().reset_index()
+        fig = Figure(figsize=(12, 3))
+        axes = fig.subplots(1, 3)
+        plot_accuracy(df, ax=axes[0], window=self.window)
+        plot_response_length(df, ax=axes[1], window=self.window)
+        plot_reflection(df, ax=axes[2], window=self.window)
+        fig.tight_layout()
+        clear_output(wait=True)
+        display(fig)

@@ -627,3 +627,18 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {k: _jsonable(v) for k, v in obj.items()}
     return obj
+
+
+def run_or_load(config: Config, **trainer_kwargs):
+    """Train the config's run, or load it when its run directory already holds a finished run.
+
+    Notebooks use this so that one run (e.g. notebook 04's) serves the notebooks that analyse it,
+    and re-executing a notebook does not retrain. Returns the run's DataFrame (grpo_lab.load_run).
+    """
+    run_dir = Path(trainer_kwargs.get("run_dir") or config.run_dir)
+    summary = run_dir / "summary.json"
+    if summary.exists():
+        done = json.loads(summary.read_text())
+        if done.get("final") and done.get("steps") == config.grpo.steps:
+            return load_run(run_dir)
+    return GRPOTrainer(config, **trainer_kwargs).train()

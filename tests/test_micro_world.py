@@ -23,15 +23,36 @@ def test_tokenizer_round_trips_documents_losslessly():
         assert tok.decode(ids) == doc
 
 
-def test_every_corpus_document_is_in_the_r1_zero_format_with_the_right_answer():
+def _gold(doc: str) -> int:
+    question = doc.split(" Assistant :")[0].removeprefix("User : ").removeprefix("is ")
+    return sum(int(x) for x in question.split("=")[0].split("+"))
+
+
+def test_every_corpus_document_is_in_the_r1_zero_format():
     rng = random.Random(1)
-    for _ in range(200):
+    for _ in range(300):
         doc = mw.document(rng, mw.CorpusConfig(), set())
         prompt, completion = doc.split(" Assistant :", 1)
-        assert format_reward([prompt], [completion]) == [1.0]
-        question = prompt.removeprefix("User : ").removeprefix("is ")
-        lhs = question.split("=")[0]
-        assert is_correct(completion, str(sum(int(x) for x in lhs.split("+"))))
+        assert format_reward([prompt], [completion]) == [1.0], doc
+
+
+def test_working_is_always_right_and_guesses_are_right_at_their_configured_rates():
+    """Chunked (and verified) working ends right; direct answers and one-shot sums are guesses."""
+    cfg = mw.CorpusConfig()
+    rng = random.Random(2)
+    exact = {"check": [], "direct": [], "one_shot": [], "chunked": []}
+    for _ in range(6000):
+        doc, style = mw.styled_document(rng, cfg, set())
+        exact[style].append(is_correct(doc.split(" Assistant :")[1], str(_gold(doc))))
+    assert all(exact["chunked"]) and all(exact["check"])
+    cfg_one_shot = mw.CorpusConfig(one_shot=0.5)
+    for _ in range(2000):
+        doc, style = mw.styled_document(rng, cfg_one_shot, set())
+        if style == "one_shot":
+            exact[style].append(is_correct(doc.split(" Assistant :")[1], str(_gold(doc))))
+    for rung, p in (("direct", cfg.p_direct_exact), ("one_shot", cfg.p_one_shot_exact)):
+        rate = sum(exact[rung]) / len(exact[rung])
+        assert abs(rate - p) < 0.05, (rung, rate)
 
 
 def test_only_verified_chunks_ever_show_a_wrong_value_and_the_check_corrects_it():
