@@ -33,9 +33,10 @@ demo: setup
 control: setup
 	WANDB_MODE=$${WANDB_MODE:-offline} $(VENV)/bin/grpo-lab demo --control $(ARGS)
 
-## The whole test suite, notebooks included (wandb disabled, in a temporary directory).
+## The whole test suite, notebooks included in smoke mode (wandb disabled, in a temporary directory).
 test: setup
-	WANDB_MODE=disabled WANDB_DIR=$$(mktemp -d) $(PY) -m pytest -q $(PYTEST_ARGS)
+	WANDB_MODE=disabled WANDB_DIR=$$(mktemp -d) GRPO_LAB_SMOKE=1 TQDM_DISABLE=1 MPLBACKEND=Agg \
+		$(PY) -m pytest -q $(PYTEST_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

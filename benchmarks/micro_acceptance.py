@@ -51,6 +51,13 @@ def paired_t(run_dir: Path, column: str) -> tuple[float, float]:
     return float(diff.mean()), float(diff.mean() / se) if se > 0 else (0.0 if diff.mean() == 0 else math.inf)
 
 
+def _eval_curve(run_dir: Path) -> pd.DataFrame:
+    from grpo_lab import load_run
+
+    df = load_run(run_dir)
+    return df[df["eval/pass@1"].notna()]
+
+
 def analyse(root: Path, seeds: list[int]) -> bool:
     rows, ok_all = [], True
     for seed in seeds:
@@ -58,9 +65,11 @@ def analyse(root: Path, seeds: list[int]) -> bool:
             run_dir = root / f"{kind}-seed{seed}"
             s = json.loads((run_dir / "summary.json").read_text())
             row = {"run": f"{kind} s{seed}", "rl_s": s["rl_seconds"], "total_s": s.get("total_seconds", float("nan"))}
+            evals = _eval_curve(run_dir)
             for key in METRICS:
                 a, b = s["step0"][key], s["final"][key]
                 row[f"{key} 0→end"] = f"{a:.3f}→{b:.3f}"
+                row[f"{key} peak"] = evals[f"eval/{key}"].max()  # shown so mid-run excursions are not hidden
                 row[f"{key} ×"] = b / a if a > 0 else math.inf
                 row[f"{key} t"] = paired_t(run_dir, key)[1]
             p0, p1 = s["step0"]["pass@1"], s["final"]["pass@1"]

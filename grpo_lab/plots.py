@@ -277,7 +277,7 @@ class LivePlot:
         self.rows.append({"step": step, **{f"eval/{k}": v for k, v in result.metrics.items()}})
 
     def on_train_end(self, trainer) -> None:
-        if self.active:
+        if self.active and self.rows:
             from IPython.display import clear_output
 
             clear_output(wait=False)  # the final figures are drawn by the notebook itself

@@ -62,9 +62,11 @@ def sample_token(
 class _StopChecker:
     """Finds stop strings in generated text without decoding every token of every row.
 
-    Only a token whose text contains the last character of some stop string can complete it,
-    so those candidate tokens are found once for the vocabulary; when one is sampled, that row's
-    last few tokens are decoded and searched.
+    A token can complete a stop string S only if its text contains S's last character at a place
+    where S ends: either S lies inside the token's text, or the text up to there is the tail of S
+    (S began in earlier tokens). Those candidate tokens are found once for the vocabulary; only
+    when one is sampled is that row's tail decoded and searched. ("</think>" never completes
+    "</answer>", so it costs nothing.)
     """
 
     def __init__(self, tokenizer, stop_strings: list[str], device: torch.device):
@@ -75,11 +77,10 @@ class _StopChecker:
         if not self.stop_strings:
             self.window = 0
             return
-        last_chars = {s[-1] for s in self.stop_strings}
         pieces = tokenizer.convert_ids_to_tokens(list(range(vocab_size)))
         for token_id, piece in enumerate(pieces):
             text = tokenizer.convert_tokens_to_string([piece]) if piece is not None else ""
-            if any(c in text for c in last_chars):
+            if any(_can_complete(text, s) for s in self.stop_strings):
                 self.candidate[token_id] = True
         longest = max(len(tokenizer(s, add_special_tokens=False)["input_ids"]) for s in self.stop_strings)
         self.window = longest + 2
@@ -94,6 +95,15 @@ class _StopChecker:
             text = self.tokenizer.decode(tail, skip_special_tokens=False)
             hit[j] = any(s in text for s in self.stop_strings)
         return hit
+
+
+def _can_complete(text: str, stop: str) -> bool:
+    """Whether a token with this text can be the one that completes `stop`."""
+    for end, ch in enumerate(text, start=1):
+        if ch == stop[-1] and (text[:end].endswith(stop) or stop.endswith(text[:end])):
+            return True
+    # Byte-level tokenizers may decode a lone token to a replacement character: stay safe.
+    return "\ufffd" in text
 
 
 @torch.no_grad()  # not inference_mode: the rollout's tensors feed the training forward pass

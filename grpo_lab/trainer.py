@@ -110,7 +110,8 @@ class GRPOTrainer:
         )
         self.generator = torch.Generator(device=self.device).manual_seed(g.seed)
         seed_coin_flips(g.seed)
-        self.callbacks = [c if isinstance(c, Callback) else _FunctionCallback(c) for c in callbacks]
+        # Anything with the Callback hooks is a callback (e.g. plots.LivePlot); a plain function is on_step_end.
+        self.callbacks = [c if hasattr(c, "on_step_end") else _FunctionCallback(c) for c in callbacks]
         self.run_dir = Path(run_dir) if run_dir is not None else config.run_dir
         self.step = 0
         self.num_tokens = 0
