@@ -1,0 +1,790 @@
+"""DRAFT (issue 4, not yet executed or tested): writes notebooks/NN_*.ipynb from cell lists.
+Run `python tools/make_notebooks.py notebooks`, then `python tools/run_notebooks.py NAME.ipynb ...` for full outputs."""
+import sys
+from pathlib import Path
+
+import nbformat as nbf
+
+INSTALL = '''# Install grpo-lab if it is missing (e.g. on Colab). In the repository's .venv it is already there.
+import importlib.util, os, subprocess, sys
+from pathlib import Path
+
+if importlib.util.find_spec("grpo_lab") is None:
+    source = os.environ.get("GRPO_LAB_SOURCE") or next(
+        (str(p) for p in (Path.cwd(), Path.cwd().parent) if (p / "pyproject.toml").exists()), None)
+    if source is None:
+        raise RuntimeError("grpo_lab is not installed: set GRPO_LAB_SOURCE to a clone (or git URL) of grpo-lab")
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", source])'''
+
+SMOKE = '''import os
+# CI runs every notebook in a smoke mode (GRPO_LAB_SMOKE=1): few steps and samples, same code path.
+SMOKE = os.environ.get("GRPO_LAB_SMOKE") == "1"'''
+
+
+def md(text):
+    return nbf.v4.new_markdown_cell(text.strip())
+
+
+def code(text):
+    return nbf.v4.new_code_cell(text.strip())
+
+
+NOTEBOOKS = {}
+
+NOTEBOOKS["00_quickstart"] = [
+    md("""
+# 00 · Quickstart: R1-Zero in the micro world
+
+DeepSeek-R1-Zero was trained with **pure reinforcement learning** from a base model: no supervised
+fine-tuning, only rule-based rewards for a correct answer and for the
+`<think> … </think> <answer> … </answer>` format. Three things happened during RL:
+
+1. **accuracy rose** (AIME 2024 pass@1 from 15.6% to 71.0%),
+2. **responses grew longer** — the model learned to spend more tokens thinking,
+3. **reflection appeared more often** — "wait, wait… let me re-check" (the "aha moment").
+
+This notebook runs the whole experiment on a laptop CPU in a few minutes, in grpo-lab's *micro
+world*: a 0.5M-parameter Llama that the project pretrained itself on sums of single digits. Then
+it shows the three R1-Zero figures. Nothing here rewards length or reflection: the rewards are
+accuracy (1 if the answer is right) plus 0.2 × format.
+"""),
+    code(INSTALL),
+    md("## Parameters"),
+    code(SMOKE + '''
+SEED = 0
+STEPS = 6 if SMOKE else 250          # RL steps (8 prompts × 8 samples each)
+EVAL_K = 4 if SMOKE else 16          # exam samples per question (R1: 16 for AIME pass@1)
+EVAL_EVERY = 3 if SMOKE else 25'''),
+    md("""
+## The experiment
+
+`micro_r1_zero.yaml` holds the whole recipe. The cell prints the parts that matter for GRPO.
+"""),
+    code('''# NBVAL_CHECK_OUTPUT
+from grpo_lab import load_config
+from grpo_lab.cli import packaged_config
+
+cfg = load_config(packaged_config("micro_r1_zero"))
+g = cfg.grpo
+print(f"G = {g.group_size} samples per prompt, {g.prompts_per_step} prompts per step, T = {g.temperature}")
+print(f"lr = {g.lr}, beta = {g.beta}, epsilon = {g.epsilon}, loss_type = {g.loss_type}, mu = {g.num_iterations}")
+print(f"rewards: {dict(zip(cfg.rewards.functions, cfg.rewards.weights))}")
+print(f"exam: k = {cfg.eval.k} samples per question, T = {cfg.eval.temperature}, top-p = {cfg.eval.top_p}")'''),
+    code('''from grpo_lab.trainer import run_or_load
+
+# The same run as `make demo` (runs/micro_r1_zero-seed0); a finished run is loaded, not retrained.
+cfg = cfg.with_overrides([f"grpo.seed={SEED}", f"grpo.steps={STEPS}", f"eval.k={EVAL_K}",
+                          f"eval.every={EVAL_EVERY}", "tracking.progress=false"])
+RUN_DIR = cfg.run_dir
+df = run_or_load(cfg)         # one row per RL step; eval/ columns at the exam steps'''),
+    md("""
+## The three R1-Zero figures
+
+Raw training curves are drawn faintly with a smoothed curve on top; dots are the held-out exam
+(30 questions × 16 samples, temperature 0.6, top-p 0.95).
+"""),
+    code('''from grpo_lab.plots import plot_r1_zero_figures
+
+fig = plot_r1_zero_figures(df)
+fig'''),
+    code('''import pandas as pd
+
+summary = df.attrs["summary"]
+table = pd.DataFrame({"step 0": summary["step0"], "final": summary["final"]})
+table["ratio"] = table["final"] / table["step 0"]
+table.round(3)'''),
+    md("""
+## What did the model learn to write?
+
+An exam answer at step 0 and one at the end, for the same question. `ladder_rung` names the
+behaviour: a direct guess, a one-shot sum, chunked working, or chunked working that checks itself
+("wait , let me check").
+"""),
+    code('''from grpo_lab.evaluate import load_eval_samples
+from grpo_lab.micro_world import ladder_rung
+
+first, last = load_eval_samples(RUN_DIR, "first"), load_eval_samples(RUN_DIR, "last")
+for name, samples in (("step 0", first), (f"step {last.attrs['step']}", last)):
+    shares = samples["completion"].map(ladder_rung).value_counts(normalize=True).round(2).to_dict()
+    print(f"{name:9s} behaviours: {shares}")
+    row = samples[samples.question_idx == 0].iloc[0]
+    print(f"          question 0, sample 0 ({'right' if row.correct else 'wrong'}):{row.completion}\\n")'''),
+    md("""
+## Takeaways
+
+- RL on a correctness reward alone made the model **more accurate**, and it got there by
+  **writing more**: it left guesses and one-shot sums for chunked working, and then for working
+  that **checks itself**. Length and reflection were never rewarded; they paid because they
+  raised accuracy.
+- These behaviours were already in the base model, rarely (look at the step-0 shares). RL
+  changed how often they are used — what the R1-Zero reproductions report for real models.
+- Next: `01_base_model_and_template` looks at the base model, `03_grpo_objective` at the loss,
+  `04_r1_zero_training` at a run in detail.
+"""),
+]
+
+NOTEBOOKS["01_base_model_and_template"] = [
+    md("""
+# 01 · The micro world's base model and the R1-Zero template
+
+R1-Zero starts from a *base* model and a fixed template; RL can only amplify what the base model
+already does now and then. This notebook opens grpo-lab's micro world: its tasks, its tokenizer,
+its 0.5M-parameter base model — loaded with `AutoModelForCausalLM` like any hub model — and
+samples from it at step 0 to measure how often each behaviour already appears.
+"""),
+    code(INSTALL),
+    code(SMOKE + '''
+SAMPLES_PER_QUESTION = 4 if SMOKE else 16'''),
+    md("""
+## The template
+
+The R1 paper's template (Table 1) for real models, and the micro world's short version of its
+last line (a 0.5M-parameter model has little context to spare).
+"""),
+    code('''# NBVAL_CHECK_OUTPUT
+from grpo_lab.data import R1_ZERO_TEMPLATE, format_prompt
+
+print(R1_ZERO_TEMPLATE.format(prompt="What is 7 + 1 + 5?"))
+print()
+print(format_prompt("7 + 1 + 5 = ?", template="micro"))'''),
+    md("""
+## The held-out exam
+
+30 fixed questions (15 with 8 operands, 15 with 9), drawn from a seed and never seen in
+pretraining or RL — the micro world's AIME.
+"""),
+    code('''# NBVAL_CHECK_OUTPUT
+from grpo_lab.data import load_exam
+
+exam = load_exam("micro")
+print(len(exam), "questions, e.g.:")
+for row in exam[:3]:
+    print(f"  {row['question']}   answer {row['answer']}")'''),
+    md("""
+## The pretraining corpus: a ladder of behaviours
+
+The base model was pretrained (`grpo-lab build-micro`, ~5 minutes on 2 cores) on documents like
+these, in which the same kind of question is answered in four ways, at falling rates: a direct
+guess, a one-shot sum (often off), chunked working, and — rarely — chunked working whose chunks
+are checked one operand at a time ("wait , let me check"), which catches and corrects a wrong
+chunk value.
+"""),
+    code('''# NBVAL_CHECK_OUTPUT
+import random
+from grpo_lab.micro_world import CorpusConfig, styled_document
+
+rng = random.Random(4)
+seen = {}
+while len(seen) < 4:
+    doc, style = styled_document(rng, CorpusConfig(), set())
+    if style != "check" and style not in seen and doc.count("+") >= 5:
+        seen[style] = doc
+for style, doc in seen.items():
+    print(f"[{style}]\\n{doc}\\n")'''),
+    md("## The base model loads like any Hugging Face model"),
+    code('''# NBVAL_CHECK_OUTPUT
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from grpo_lab.micro_world import ensure_micro_model
+
+path = ensure_micro_model()
+model = AutoModelForCausalLM.from_pretrained(path)
+tokenizer = AutoTokenizer.from_pretrained(path)
+print(type(model).__name__, f"{sum(p.numel() for p in model.parameters()):,} parameters")
+print("vocabulary:", len(tokenizer), "tokens, e.g.", tokenizer.tokenize(" <think> 19 + 4 = 23 ."))'''),
+    md("""
+## Step 0: what does the base model write?
+
+Sampling at the exam's settings (T 0.6, top-p 0.95) and at RL's (T 1.0). For each behaviour: its
+share of the answers, its accuracy and its length. RL can climb from one behaviour to the next
+only if the next one is more accurate **at the training temperature**.
+"""),
+    code('''import pandas as pd
+import torch
+from grpo_lab.micro_world import ladder_rung, prompt_for
+from grpo_lab.models import load_tokenizer
+from grpo_lab.rewards import is_correct
+from grpo_lab.rollout import generate
+
+tokenizer = load_tokenizer(str(path))
+rows = []
+for temperature, top_p in ((0.6, 0.95), (1.0, 1.0)):
+    out = generate(model, tokenizer, [prompt_for(r["question"]) for r in exam], num_samples=SAMPLES_PER_QUESTION,
+                   max_new_tokens=160, temperature=temperature, top_p=top_p, generator=torch.Generator().manual_seed(0))
+    for i, completion in enumerate(out.completions):
+        rows.append({"T": temperature, "behaviour": ladder_rung(completion), "length": int(out.lengths[i]),
+                     "correct": is_correct(completion, exam[i // SAMPLES_PER_QUESTION]["answer"])})
+samples = pd.DataFrame(rows)
+ladder = samples.groupby(["T", "behaviour"]).agg(share=("correct", "size"), accuracy=("correct", "mean"),
+                                                  length=("length", "mean"))
+ladder["share"] = ladder["share"] / samples.groupby("T").size()
+ladder.round(3)'''),
+    code('''from grpo_lab.phenomena import LEXICONS, count_reflections
+
+for T, group in samples.groupby("T"):
+    print(f"T {T}: accuracy {group.correct.mean():.3f}, mean length {group.length.mean():.1f} tokens")
+print("\\nstep-0 completions with a reflection marker:")
+texts = [c for c in out.completions if count_reflections(c) > 0][:2]
+for t in texts:
+    print(" ", t)'''),
+    md("""
+## Takeaways
+
+- The micro base model speaks the R1-Zero format and mostly answers **short and inaccurately**.
+- **Reflection is already there at step 0, rarely** — as oat-zero found for real base models
+  ("There may not be an aha moment"). RL does not invent it; it changes how often it is used.
+- Each rung of the ladder is longer than the one below; whether RL climbs depends on which rung
+  is more accurate at T = 1.0. Notebook `04_r1_zero_training` watches it happen.
+"""),
+]
+
+NOTEBOOKS["03_grpo_objective"] = [
+    md("""
+# 03 · The GRPO objective, by hand and in the library
+
+GRPO (DeepSeekMath, Eq. 3) maximises
+
+$$J(\\theta) = \\mathbb{E}\\Big[\\frac{1}{G}\\sum_i \\frac{1}{|o_i|}\\sum_t \\big(\\min(\\rho_{it}\\hat A_i,\\ \\mathrm{clip}(\\rho_{it}, 1-\\varepsilon, 1+\\varepsilon)\\hat A_i) - \\beta\\,\\mathrm{KL}_{it}\\big)\\Big]$$
+
+with the ratio $\\rho_{it} = \\pi_\\theta / \\pi_{old}$, the group-relative advantage
+$\\hat A_i = (r_i - \\mathrm{mean}(r)) / \\mathrm{std}(r)$ and the k3 estimator
+$\\mathrm{KL}_{it} = \\pi_{ref}/\\pi_\\theta - \\log(\\pi_{ref}/\\pi_\\theta) - 1$.
+This notebook computes each piece by hand on a toy batch and checks it against `grpo_lab.grpo`.
+"""),
+    code(INSTALL),
+    code(SMOKE),
+    md("## A toy batch: 2 prompts × G = 3 completions"),
+    code('''# NBVAL_CHECK_OUTPUT
+import torch
+from grpo_lab.grpo import compute_advantages, grpo_loss
+
+rewards = torch.tensor([1.0, 0.0, 0.0,    1.0, 1.0, 1.0])   # group 2: all right → no signal
+advantages, stats = compute_advantages(rewards, group_size=3, scale_rewards="group")
+by_hand = torch.cat([(g - g.mean()) / (g.std() + 1e-4) for g in rewards.view(2, 3)])
+print("advantages:", advantages.round(decimals=3).tolist())
+print("by hand:   ", by_hand.round(decimals=3).tolist())
+print("frac_reward_zero_std:", stats["frac_reward_zero_std"], "(a group whose rewards are equal teaches nothing)")'''),
+    md("""
+## The ratio, clipping and the k3 KL
+
+Log-probs of the completion tokens under π_θ, π_old and π_ref; completions have different lengths
+(the mask).
+"""),
+    code('''# NBVAL_CHECK_OUTPUT
+torch.manual_seed(0)
+mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0], [1, 1, 1, 0], [1, 0, 0, 0], [1, 1, 1, 1], [1, 1, 0, 0]])
+old = -torch.rand(6, 4) * 2
+policy = (old + 0.3 * torch.randn(6, 4)).requires_grad_()
+ref = old + 0.1 * torch.randn(6, 4)
+
+ratio = torch.exp(policy - old)                                          # ρ
+clipped = torch.clamp(ratio, 1 - 0.2, 1 + 0.2)
+surrogate = torch.min(ratio * advantages[:, None], clipped * advantages[:, None])
+kl = torch.exp(ref - policy) - (ref - policy) - 1                        # k3, ≥ 0
+per_token = -(surrogate - 0.04 * kl)
+by_hand = ((per_token * mask).sum(1) / mask.sum(1)).mean()               # "grpo": per sequence, then mean
+
+loss, stats = grpo_loss(policy, old, advantages, mask, loss_type="grpo", epsilon=0.2, beta=0.04,
+                        ref_per_token_logps=ref)
+print(f"by hand {by_hand.item():.4f}   library {loss.item():.4f}")
+print({k: round(float(v), 4) for k, v in stats.items()})'''),
+    md("""
+## The four loss aggregations
+
+They differ only in how per-token losses are averaged. `grpo` averages within each sequence first,
+so a token of a short answer weighs more than a token of a long one; Dr. GRPO (Liu et al. 2025)
+showed this lets long wrong answers off lightly, so wrong answers grow long.
+"""),
+    code('''# NBVAL_CHECK_OUTPUT
+for loss_type in ("grpo", "bnpo", "dapo", "dr_grpo"):
+    l, _ = grpo_loss(policy, old, advantages, mask, loss_type=loss_type, epsilon=0.2, beta=0.04,
+                     ref_per_token_logps=ref, max_completion_length=4)
+    policy.grad = None
+    l.backward()
+    weight_short, weight_long = policy.grad[3, 0].abs().item(), policy.grad[0, 0].abs().item()
+    print(f"{loss_type:8s} loss {l.item():+.4f}   |grad| first token: 1-token answer {weight_short:.3f}, "
+          f"4-token answer {weight_long:.3f}")'''),
+    md("""
+## Why the printed loss is ~0 when μ = 1
+
+With one policy update per batch (μ = 1, DeepSeekMath's setting) π_old *is* π_θ at the update, so
+ρ = 1 exactly, and with zero-mean advantages the loss value is ~0. Its **gradient** is not:
+∇ρ = ρ ∇log π_θ, the policy gradient. A printed loss near zero is expected (TRL issue #3452).
+"""),
+    code('''# NBVAL_CHECK_OUTPUT
+on_policy = old.clone().requires_grad_()
+full = torch.ones(6, 4)
+loss, _ = grpo_loss(on_policy, on_policy.detach(), advantages, full, loss_type="grpo", beta=0.0)
+loss.backward()
+print(f"loss = {loss.item():.2e}, gradient norm = {on_policy.grad.norm().item():.3f}")'''),
+    md("""
+## No value model: GRPO's memory saving
+
+PPO trains a value model (a critic) as large as the policy; GRPO replaces it with the group's
+mean reward. For a model of P parameters trained with AdamW in bf16 with fp32 optimizer state,
+each trained copy costs about 16 bytes per parameter (weights, gradients, two Adam moments,
+master weights).
+"""),
+    code('''# NBVAL_CHECK_OUTPUT
+for name, params in (("Qwen2.5-0.5B", 0.49e9), ("Qwen2.5-1.5B", 1.54e9), ("7B", 7e9)):
+    policy_gb = params * 16 / 1e9
+    print(f"{name:13s} policy {policy_gb:6.1f} GB   PPO adds a critic: +{policy_gb:6.1f} GB   GRPO: +0")'''),
+    md("""
+## Takeaways
+
+- Advantages are **relative within a group**: a group where all answers are right (or all wrong)
+  gives no signal (`frac_reward_zero_std`).
+- The clipped ratio and the k3 KL are a few lines each; `grpo_lab/grpo.py` cites each equation,
+  and its loss and gradient equal TRL's GRPOTrainer's for all four aggregations
+  (`tests/test_grpo_parity.py`).
+- A loss near zero with μ = 1 is not a bug.
+"""),
+]
+
+NOTEBOOKS["02_rewards"] = [
+    md("""
+# 02 · Rule-based rewards, and what happens when the reward can be gamed
+
+R1-Zero used only **rule-based** rewards (R1 §2.2.2): an accuracy reward (is the final answer
+right?) and a format reward (is the reasoning inside `<think>…</think>` and the answer inside
+`<answer>…</answer>`?). No neural reward model — because a learned reward can be *hacked*. This
+notebook scores real completions with grpo-lab's rewards, then trains with a format-only reward to
+show a policy that satisfies the rule without solving anything.
+"""),
+    code(INSTALL),
+    code(SMOKE + """
+STEPS = 4 if SMOKE else 60
+EVAL_K = 4 if SMOKE else 16"""),
+    md("## The rewards, on hand-written completions"),
+    code("""# NBVAL_CHECK_OUTPUT
+import pandas as pd
+from grpo_lab.rewards import accuracy_reward, format_reward, language_consistency_reward, soft_format_reward
+
+completions = [
+    " <think> 7 + 1 = 8 . </think> <answer> 8 </answer>",
+    " <think> 7 + 1 = 9 . </think> <answer> 9 </answer>",
+    " <answer> 8 </answer>",
+    " <think> 7 + 1 = 8 </think> <answer> 8 </answer> and more text",
+    " <think> sieben plus eins 是 8 </think> <answer> \\\\boxed{8} </answer>",
+]
+prompts = ["User : 7 + 1 = ? Assistant :"] * len(completions)
+answers = ["8"] * len(completions)
+pd.DataFrame({
+    "completion": completions,
+    "accuracy": accuracy_reward(prompts, completions, answer=answers),
+    "format": format_reward(prompts, completions),
+    "soft_format": soft_format_reward(prompts, completions),
+    "language_consistency": language_consistency_reward(prompts, completions),
+})"""),
+    md("""
+The accuracy reward reads the `answer` column of the dataset (TRL's signature: every dataset
+column reaches the reward function as a keyword argument), takes the text of the last
+`<answer>…</answer>` (or a `\\\\boxed{…}` inside it), and grades with math-verify — exactly for plain
+numbers. The language-consistency reward (R1 §2.3.2) is the share of target-language words in
+the think part.
+"""),
+    md("""
+## Reward hacking: train on the format reward alone
+
+The base model already writes the format almost always, so a format-only reward gives GRPO
+almost no signal about answers. Accuracy is not rewarded, so nothing stops it from drifting.
+"""),
+    code("""from grpo_lab import load_config
+from grpo_lab.cli import packaged_config
+from grpo_lab.trainer import run_or_load
+
+cfg = load_config(packaged_config("micro_r1_zero"), [
+    f"grpo.steps={STEPS}", f"eval.k={EVAL_K}", f"eval.every={max(STEPS // 3, 1)}",
+    "rewards.functions=[format]", "rewards.weights=[1.0]", "tracking.run_dir=runs/02_format_only", "name=format_only"])
+df = run_or_load(cfg)
+df[["step", "rewards/format_reward/mean", "accuracy", "completions/mean_length"]].dropna().iloc[[0, -1]]"""),
+    code("""summary = df.attrs["summary"]
+print(f"format reward ≈ 1 throughout; exam pass@1 {summary['step0']['pass@1']:.3f} → {summary['final']['pass@1']:.3f}")"""),
+    md("""
+## Takeaways
+
+- Rewards are plain functions `f(prompts, completions, **columns) -> list[float]`; a new one is a
+  few lines, and a function that raises or returns NaN is reported by name and completion index.
+- A reward the policy can satisfy without solving the task teaches nothing about the task (here:
+  format is already satisfied, so pass@1 does not improve). R1-Zero avoided learned reward models
+  for this reason; rule-based accuracy is much harder to game.
+"""),
+]
+
+NOTEBOOKS["04_r1_zero_training"] = [
+    md("""
+# 04 · A full R1-Zero run, watched live
+
+One run of the micro R1-Zero recipe with wandb (offline: `wandb sync` it later), a live view that
+redraws while it trains, the reward / accuracy / length / reflection curves, and the completions
+table. Notebooks 05 and 06 analyse this run.
+"""),
+    code(INSTALL),
+    code(SMOKE + """
+SEED = 0
+STEPS = 6 if SMOKE else 250
+EVAL_K = 4 if SMOKE else 16
+EVAL_EVERY = 3 if SMOKE else 25
+RUN_DIR = "runs/04_r1_zero_training\""""),
+    code("""from grpo_lab import load_config
+from grpo_lab.cli import packaged_config
+
+cfg = load_config(packaged_config("micro_r1_zero"), [
+    f"grpo.seed={SEED}", f"grpo.steps={STEPS}", f"eval.k={EVAL_K}", f"eval.every={EVAL_EVERY}",
+    f"tracking.run_dir={RUN_DIR}", "tracking.progress=false"])
+print(cfg.to_yaml())"""),
+    md("""
+## Train, with a live view
+
+`LivePlot` is a trainer callback: every few steps it redraws reward, length and reflection in
+place (in a terminal it does nothing). The run is also logged to `RUN_DIR/metrics.jsonl` and to
+wandb.
+"""),
+    code("""from grpo_lab.plots import LivePlot
+from grpo_lab.trainer import run_or_load
+
+df = run_or_load(cfg, callbacks=[LivePlot(every=10)])"""),
+    code("""from grpo_lab.plots import plot_r1_zero_figures
+
+plot_r1_zero_figures(df)"""),
+    md("""
+## The per-step table
+
+Every step's metrics under TRL's names (so dashboards carry over): `reward`, `rewards/<fn>/mean`,
+`completions/mean_length`, `kl`, `entropy`, `clip_ratio/*`, plus grpo-lab's `accuracy` and
+`phenomena/reflection_rate`; exam rows carry `eval/…`.
+"""),
+    code("""cols = ["reward", "accuracy", "completions/mean_length", "phenomena/reflection_rate", "kl", "entropy", "step_time"]
+df.set_index("step")[cols].dropna().iloc[:: max(1, len(df) // 10)].round(3)"""),
+    code("""from grpo_lab import load_completions
+
+completions = load_completions(RUN_DIR)
+completions.groupby("step").head(2).tail(6)[["step", "reward", "length", "completion"]]"""),
+    md("""
+## Takeaways
+
+- Reward and accuracy rise; the length and the reflection rate rise *after* accuracy first rises,
+  when the policy discovers that checking its chunks pays.
+- `kl` stays small (β = 0.04 keeps the policy near the base model); `entropy` falls as the policy
+  commits to one behaviour.
+- Everything is in `RUN_DIR`: `grpo_lab.load_run(RUN_DIR)` gives this DataFrame back anytime.
+"""),
+]
+
+NOTEBOOKS["05_pass_at_1_eval"] = [
+    md("""
+# 05 · AIME-style evaluation: pass@1 over 16 samples, cons@16, pass@k
+
+R1 reports **pass@1** as the mean correctness over k sampled answers per question (k = 16 for
+AIME, temperature 0.6, top-p 0.95), **cons@k** as the correctness of the majority-voted answer, and
+pass@k (any of k right) with the unbiased estimator 1 − C(n−c, k)/C(n, k). This notebook evaluates
+the base model and notebook 04's trained policy on the micro exam, and checks how much the numbers
+depend on the sampling temperature.
+"""),
+    code(INSTALL),
+    code(SMOKE + """
+K = 4 if SMOKE else 16
+TEMPERATURES = [0.6, 1.0] if SMOKE else [0.2, 0.6, 1.0]
+RUN_DIR = "runs/04_r1_zero_training\""""),
+    md("## pass@k from n samples: the unbiased estimator"),
+    code("""# NBVAL_CHECK_OUTPUT
+from grpo_lab.evaluate import pass_at_k
+
+for c in (0, 1, 4, 16):
+    print(f"n=16, c={c:2d}: " + ", ".join(f"pass@{k}={pass_at_k(16, c, k):.3f}" for k in (1, 2, 4, 8, 16)))"""),
+    md("## Base model vs trained policy (the trained run comes from notebook 04, or is trained here)"),
+    code("""from grpo_lab import load_config
+from grpo_lab.cli import packaged_config
+from grpo_lab.data import load_exam
+from grpo_lab.evaluate import evaluate_model
+from grpo_lab.models import load_model_and_tokenizer, load_policy
+from grpo_lab.trainer import run_or_load
+
+steps = 6 if SMOKE else 250
+cfg = load_config(packaged_config("micro_r1_zero"), [f"grpo.steps={steps}", f"eval.k={K}",
+                  f"eval.every={3 if SMOKE else 25}", f"tracking.run_dir={RUN_DIR}", "tracking.progress=false"])
+run_or_load(cfg)
+base_cfg = cfg.with_overrides(["model.use_lora=false"]).model
+base, tokenizer = load_model_and_tokenizer(base_cfg)
+trained, _ = load_policy(RUN_DIR)
+exam = load_exam("micro")
+
+def evaluate(model, temperature, top_p=0.95):
+    return evaluate_model(model, tokenizer, exam, k=K, temperature=temperature, top_p=top_p,
+                          max_new_tokens=cfg.grpo.max_new_tokens, template="micro", seed=0)
+
+results = {name: evaluate(model, 0.6) for name, model in (("base", base), ("trained", trained))}"""),
+    code("""import pandas as pd
+
+keys = ["pass@1", f"cons@{K}", "pass@2", "pass@4", f"pass@{K}", "mean_length", "reflection_rate"]
+pd.DataFrame({name: {k: r.metrics[k] for k in keys} for name, r in results.items()}).round(3)"""),
+    code("""from matplotlib.figure import Figure
+
+fig = Figure(figsize=(5, 3.5))
+ax = fig.subplots()
+ks = [k for k in (1, 2, 4, 8, 16) if k <= K]
+for name, r in results.items():
+    ax.plot(ks, [r.metrics[f"pass@{k}"] for k in ks], marker="o", label=name)
+ax.set_xscale("log", base=2); ax.set_xlabel("k"); ax.set_ylabel("pass@k"); ax.set_ylim(0, 1.02)
+ax.set_title("pass@k on the micro exam"); ax.legend(); ax.grid(alpha=0.3)
+fig"""),
+    md("""
+pass@1 rises much more than pass@16: the base model can already reach most answers *somewhere*
+in 16 tries; RL mostly makes the right answer the likely one (what Yue et al. 2025 report for real
+models: RL sharpens more than it expands).
+
+## Per question
+"""),
+    code("""results["trained"].per_question[["question", "answer", "pass@1", "majority_answer", "cons_correct", "mean_length"]].head(10)"""),
+    md("## Sensitivity to the sampling temperature"),
+    code("""rows = []
+for T in TEMPERATURES:
+    for name, model in (("base", base), ("trained", trained)):
+        m = evaluate(model, T, top_p=0.95).metrics
+        rows.append({"T": T, "model": name, "pass@1": m["pass@1"], f"cons@{K}": m[f"cons@{K}"], "mean_length": m["mean_length"]})
+pd.DataFrame(rows).pivot(index="T", columns="model").round(3)"""),
+    md("""
+## Takeaways
+
+- Report pass@1 as an average over k samples at a stated temperature: a single greedy answer on
+  30 questions swings by ±0.1 between evaluations.
+- cons@k (majority vote) is above pass@1 when the model is right more often than any single wrong
+  answer; pass@k grows with k much more slowly after RL.
+- Lower temperatures help the base model more than the trained one: RL already made the policy
+  confident.
+"""),
+]
+
+NOTEBOOKS["06_aha_moments"] = [
+    md("""
+# 06 · "Aha" moments: reflection over training
+
+R1-Zero's paper shows the model writing "Wait, wait. Wait. That's an aha moment…" and re-checking
+its work. The reproductions measure reflection by counting keywords — with different lists. This
+notebook counts reflection over notebook 04's run with each list side by side, shows real "aha"
+completions (a reflection that changes a value and ends right), and compares reflection in correct
+and incorrect answers.
+"""),
+    code(INSTALL),
+    code(SMOKE + """
+RUN_DIR = "runs/04_r1_zero_training\""""),
+    code("""# NBVAL_CHECK_OUTPUT
+from grpo_lab.phenomena import LEXICONS, count_reflections
+
+for name, lex in LEXICONS.items():
+    print(f"{name:20s} {'regex' if lex.is_regex else 'words'}: {', '.join(lex.patterns)}")
+print()
+print("'await' counts as 'wait'?", count_reflections("we await the result") > 0)"""),
+    code("""from grpo_lab import load_config
+from grpo_lab.cli import packaged_config
+from grpo_lab.trainer import run_or_load
+
+steps = 6 if SMOKE else 250
+cfg = load_config(packaged_config("micro_r1_zero"), [f"grpo.steps={steps}", f"eval.k={4 if SMOKE else 16}",
+                  f"eval.every={3 if SMOKE else 25}", f"tracking.run_dir={RUN_DIR}", "tracking.progress=false"])
+df = run_or_load(cfg)"""),
+    md("## Reflection at every exam evaluation, with each lexicon"),
+    code("""import pandas as pd
+from pathlib import Path
+from grpo_lab.evaluate import load_eval_samples
+
+steps = sorted(int(p.stem.removeprefix("samples_step")) for p in Path(RUN_DIR, "eval").glob("samples_step*.jsonl"))
+rows = []
+for step in steps:
+    s = load_eval_samples(RUN_DIR, step)
+    row = {"step": step}
+    for name in LEXICONS:
+        row[name] = s["completion"].map(lambda t: count_reflections(t, name) > 0).mean()
+    rows.append(row)
+by_lexicon = pd.DataFrame(rows).set_index("step")
+by_lexicon.round(3)"""),
+    code("""ax = by_lexicon.plot(marker="o", figsize=(6, 3.5), title="fraction of exam answers with a reflection")
+ax.set_ylabel("reflection rate"); ax.grid(alpha=0.3)"""),
+    md("""
+The micro world's reflection marker is "wait , let me check", so lexicons with "wait" see it and
+the understand-r1-zero list (which has no "wait") sees nothing: a keyword count measures a
+vocabulary, which is why papers disagree about when "aha" appears.
+
+## Real aha completions from the run
+"""),
+    code("""from grpo_lab.phenomena import find_aha_examples
+
+last = load_eval_samples(RUN_DIR, "last")
+for ex in find_aha_examples(last["completion"].tolist(), last["correct"].tolist(), max_examples=3):
+    print(f"[{ex['marker']}] {ex['before']} → {ex['after']}:{ex['text']}\\n")"""),
+    md("## Reflection in correct vs incorrect answers, step 0 and the end"),
+    code("""rows = []
+for name, s in (("step 0", load_eval_samples(RUN_DIR, "first")), ("final", last)):
+    s = s.assign(reflects=s["n_reflections"] > 0)
+    for correct, group in s.groupby("correct"):
+        rows.append({"when": name, "answer": "correct" if correct else "incorrect",
+                     "reflection rate": group.reflects.mean(), "answers": len(group)})
+pd.DataFrame(rows).set_index(["when", "answer"]).round(3)"""),
+    md("""
+## Takeaways
+
+- Reflection is present at step 0, rarely, and RL makes it the norm because checking a chunk
+  catches the model's own arithmetic slips: the reward pays for accuracy, and reflection is how
+  the policy got more accurate.
+- Keyword counts depend on the list: report which one, and read examples.
+"""),
+]
+
+NOTEBOOKS["09_one_gpu_real_model"] = [
+    md("""
+# 09 · The same workbench on a real model, on one GPU
+
+Everything in the micro world runs unchanged on a Hugging Face model such as Qwen2.5-0.5B or
+-1.5B: the config names a hub id or a local directory, LoRA adapters go on the attention and MLP
+projections, the R1-Zero template of the paper (Table 1) replaces the micro template, and the
+accuracy reward grades with math-verify. This notebook needs a GPU **and** the model's weights
+(a local directory, or the hub cache); without them it says so and skips the heavy cells.
+"""),
+    code(INSTALL),
+    code(SMOKE + """
+import os
+MODEL = os.environ.get("GRPO_LAB_REAL_MODEL", "Qwen/Qwen2.5-0.5B")   # hub id or local directory
+STEPS = 20"""),
+    code("""import torch
+from pathlib import Path
+
+has_gpu = torch.cuda.is_available()
+def weights_available(name):
+    if Path(name).exists():
+        return True
+    try:
+        from huggingface_hub import try_to_load_from_cache
+        return isinstance(try_to_load_from_cache(name, "config.json"), str)
+    except Exception:
+        return False
+has_weights = weights_available(MODEL)
+RUN = has_gpu and has_weights and not SMOKE
+print(f"GPU: {torch.cuda.get_device_name(0) if has_gpu else 'none'}; weights for {MODEL}: "
+      f"{'found' if has_weights else 'not found (set GRPO_LAB_REAL_MODEL to a local directory)'}")
+print("running the real-model cells" if RUN else "skipping the heavy cells: they need a GPU and the weights")"""),
+    md("## The config: the same dataclasses, real-model values"),
+    code("""# NBVAL_CHECK_OUTPUT
+from grpo_lab import Config
+
+cfg = Config.from_dict({
+    "name": "qwen_r1_zero",
+    "model": {"name_or_path": "Qwen/Qwen2.5-0.5B", "dtype": "bfloat16", "lora_r": 32, "lora_alpha": 64,
+              "gradient_checkpointing": True},
+    "grpo": {"prompts_per_step": 8, "group_size": 8, "max_new_tokens": 512, "lr": 1e-5, "beta": 0.0,
+             "loss_type": "dr_grpo", "scale_rewards": "none", "steps": 20, "micro_batch_size": 16},
+    "data": {"train": "data/your_train.jsonl", "template": "r1_zero"},
+    "eval": {"exam": "data/your_exam.jsonl", "every": 10},
+})
+print(cfg.to_yaml())"""),
+    code("""if RUN:
+    from grpo_lab.trainer import GRPOTrainer
+    run_cfg = cfg.with_overrides([f"model.name_or_path={MODEL}", f"grpo.steps={STEPS}",
+                                  "data.train=micro", "eval.exam=micro", "data.template=r1_zero"])
+    df = GRPOTrainer(run_cfg).train()
+    print(df.attrs["summary"])
+else:
+    print("skipped (no GPU or no weights)")"""),
+    md("""
+## Takeaways
+
+- The code path is the same as the micro world's: only the config changes (model, dtype, LoRA
+  rank, template, lengths).
+- On one GPU, LoRA + gradient checkpointing + bf16 keeps a 1.5B model's GRPO step within a
+  single card; the reference policy costs no memory (adapters disabled).
+"""),
+]
+
+NOTEBOOKS["07_ablations"] = [
+    md("""
+# 07 · Ablations: which knobs matter?
+
+Each ablation changes one thing in the micro R1-Zero recipe and reruns it on the same seed:
+
+| ablation | question |
+| --- | --- |
+| Dr. GRPO vs GRPO | does per-sequence normalisation let wrong answers grow long? (Liu et al. 2025) |
+| group size G | how many samples per prompt does the group baseline need? |
+| β = 0 | what does the KL penalty to the base model do? |
+| full fine-tuning vs LoRA | does LoRA (r = 16) lose anything here? |
+| coin-flip rewards | do the phenomena come from the reward signal at all? |
+
+Runs are shorter than the main job (150 steps); one figure each.
+"""),
+    code(INSTALL),
+    code(SMOKE + """
+STEPS = 3 if SMOKE else 150
+EVAL_K = 2 if SMOKE else 16
+EVAL_EVERY = 3 if SMOKE else 25"""),
+    code("""from grpo_lab import load_config
+from grpo_lab.cli import packaged_config
+from grpo_lab.plots import compare_runs
+from grpo_lab.trainer import run_or_load
+
+COMMON = [f"grpo.steps={STEPS}", f"eval.k={EVAL_K}", f"eval.every={EVAL_EVERY}", "tracking.progress=false",
+          "tracking.save_every=0", "tracking.log_completions_every=0"]
+
+def ablation(name, *overrides, config="micro_r1_zero"):
+    cfg = load_config(packaged_config(config), COMMON + [f"name={name}", f"tracking.run_dir=runs/07_{name}", *overrides])
+    return run_or_load(cfg)
+
+runs = {"GRPO (baseline)": ablation("baseline")}"""),
+    md("""
+## Dr. GRPO vs GRPO
+
+The baseline uses a token-level loss (`bnpo`). The paper's `grpo` divides each sequence's loss by
+its own length, so a long wrong answer is penalised less per token; Dr. GRPO (`dr_grpo`, no std
+scaling) divides by a constant. Liu et al. report that with `grpo`, *incorrect* answers grow longer.
+"""),
+    code("""runs["GRPO (per-sequence)"] = ablation("grpo_loss", "grpo.loss_type=grpo")
+runs["Dr. GRPO"] = ablation("dr_grpo", "grpo.loss_type=dr_grpo", "grpo.scale_rewards=none")
+compare_runs({k: runs[k] for k in ("GRPO (per-sequence)", "Dr. GRPO")}, "completions/mean_length_incorrect")"""),
+    md("## Group size G (prompts per step adjusted so each step still samples 64 completions)"),
+    code("""runs["G = 4"] = ablation("g4", "grpo.group_size=4", "grpo.prompts_per_step=16")
+runs["G = 16"] = ablation("g16", "grpo.group_size=16", "grpo.prompts_per_step=4")
+compare_runs({k: runs[k] for k in ("G = 4", "GRPO (baseline)", "G = 16")}, "eval/pass@1")"""),
+    md("## β: the KL penalty to the base model"),
+    code("""runs["beta = 0"] = ablation("beta0", "grpo.beta=0.0")
+compare_runs({"beta = 0.04": runs["GRPO (baseline)"], "beta = 0": runs["beta = 0"]}, "kl")"""),
+    md("## LoRA (r = 16) vs full fine-tuning"),
+    code("""runs["full fine-tuning"] = ablation("full_ft", "model.use_lora=false", "grpo.lr=1e-4")
+compare_runs({"LoRA r=16, lr 1e-3": runs["GRPO (baseline)"], "full FT, lr 1e-4": runs["full fine-tuning"]}, "eval/pass@1")"""),
+    md("## The control: rewards replaced by coin flips"),
+    code("""runs["coin flips"] = ablation("coin_flip", config="micro_coin_flip")
+fig = compare_runs({"accuracy + format": runs["GRPO (baseline)"], "coin flips": runs["coin flips"]}, "eval/reflection_rate")
+fig"""),
+    md("## All ablations, final exam numbers"),
+    code("""import pandas as pd
+
+rows = {}
+for name, df in runs.items():
+    s = df.attrs["summary"]
+    rows[name] = {"pass@1 step 0": s["step0"]["pass@1"], "pass@1 final": s["final"]["pass@1"],
+                  "length final": s["final"]["mean_length"], "reflection final": s["final"]["reflection_rate"],
+                  "RL seconds": s["rl_seconds"]}
+pd.DataFrame(rows).T.round(3)"""),
+    md("""
+## Takeaways
+
+Read the table above rather than these words when they disagree — they describe what to look for:
+- the coin-flip control should not gain accuracy, length or reflection: the phenomena come from
+  the reward;
+- the loss aggregation changes how long *wrong* answers get;
+- β = 0 lets the policy drift further from the base model (higher `kl`);
+- on a model this small, LoRA r = 16 and full fine-tuning reach similar accuracy.
+"""),
+]
+
+
+def main():
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else "notebooks")
+    out.mkdir(exist_ok=True)
+    for name, cells in NOTEBOOKS.items():
+        nb = nbf.v4.new_notebook()
+        nb.cells = cells
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nb.metadata["language_info"] = {"name": "python"}
+        nbf.write(nb, out / f"{name}.ipynb")
+        print("wrote", out / f"{name}.ipynb")
+
+
+if __name__ == "__main__":
+    main()
