@@ -172,7 +172,7 @@ class GRPOTrainer:
         metrics = {
             **reward_stats,
             **self._reward_metrics(per_function),
-            **self._completion_metrics(rollout, rows),
+            **self._completion_metrics(rollout, rows, per_function.get("accuracy_reward")),
             **stats,
             "loss": loss_value,
             "grad_norm": grad_norm,
@@ -262,14 +262,18 @@ class GRPOTrainer:
             out[f"rewards/{name}/std"] = t.std().item() if len(values) > 1 else 0.0
         return out
 
-    def _completion_metrics(self, rollout: Rollout, rows: list[dict]) -> dict[str, float]:
+    def _completion_metrics(self, rollout: Rollout, rows: list[dict], accuracy: list[float] | None = None
+                            ) -> dict[str, float]:
         """Length and reflection of the training completions (TRL's names + phenomena/)."""
         lengths = rollout.lengths.float()
         truncated = rollout.truncated
         terminated = lengths[~truncated]
         G = self.config.grpo.group_size
-        golds = [r["answer"] for r in rows for _ in range(G)]
-        correct = torch.tensor([is_correct(c, a) for c, a in zip(rollout.completions, golds)])
+        if accuracy is not None:  # accuracy_reward already graded these (it is is_correct per completion)
+            correct = torch.tensor([a > 0.5 for a in accuracy])
+        else:
+            golds = [r["answer"] for r in rows for _ in range(G)]
+            correct = torch.tensor([is_correct(c, a) for c, a in zip(rollout.completions, golds)])
         reflections = torch.tensor(
             [count_reflections(c, self.config.eval.lexicon) for c in rollout.completions], dtype=torch.float32
         )
