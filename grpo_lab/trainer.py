@@ -27,6 +27,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
+import yaml
 from tqdm.auto import tqdm
 
 from grpo_lab.config import Config
@@ -639,11 +640,33 @@ def run_or_load(config: Config, **trainer_kwargs):
 
     Notebooks use this so that one run (e.g. notebook 04's) serves the notebooks that analyse it,
     and re-executing a notebook does not retrain. Returns the run's DataFrame (grpo_lab.load_run).
+    A finished run is reused only if it was trained with the same recipe (every config value
+    except `tracking`, which only says where and how to log). A finished run with another recipe
+    raises instead of being overwritten or silently reused: delete it or pick another run_dir.
     """
     run_dir = Path(trainer_kwargs.get("run_dir") or config.run_dir)
     summary = run_dir / "summary.json"
     if summary.exists():
         done = json.loads(summary.read_text())
-        if done.get("final") and done.get("steps") == config.grpo.steps:
+        if done.get("final"):
+            saved_dict = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+            # Through Config so that keys added since the run was made read as their defaults.
+            saved = _recipe(Config.from_dict(saved_dict, source=str(run_dir / "config.yaml")).to_dict())
+            wanted = _recipe(config.to_dict())
+            if saved != wanted:
+                changed = sorted(
+                    f"{group}.{key}: {saved.get(group, {}).get(key)!r} (run) vs {value!r} (now)"
+                    for group, values in wanted.items() if isinstance(values, dict)
+                    for key, value in values.items() if saved.get(group, {}).get(key) != value
+                ) or ["(top-level values differ)"]
+                raise FileExistsError(
+                    f"{run_dir} holds a finished run with a different config: " + "; ".join(changed)
+                    + ". Delete that directory to retrain, or set tracking.run_dir to another one."
+                )
             return load_run(run_dir)
     return GRPOTrainer(config, **trainer_kwargs).train()
+
+
+def _recipe(config: dict) -> dict:
+    """The parts of a config dict that change what a run learns (everything but `tracking`)."""
+    return {k: v for k, v in _jsonable(config).items() if k != "tracking"}

@@ -21,6 +21,17 @@ def test_run_or_load_trains_once_then_loads(tiny_model_dir, tiny_exam, tmp_path)
     assert first["step"].tolist() == second["step"].tolist()
 
 
+def test_run_or_load_refuses_a_finished_run_with_another_recipe(tiny_model_dir, tiny_exam, tmp_path):
+    cfg = tiny_config(tiny_model_dir, tiny_exam, tmp_path / "run", steps=2)
+    run_or_load(cfg)
+    before = (tmp_path / "run" / "metrics.jsonl").read_bytes()
+    with pytest.raises(FileExistsError, match=r"grpo\.beta: 0\.04 \(run\) vs 0\.5 \(now\)"):
+        run_or_load(cfg.with_overrides(["grpo.beta=0.5"]))
+    assert (tmp_path / "run" / "metrics.jsonl").read_bytes() == before  # nothing overwritten
+    # Only where and how it logs differs: the finished run is the same recipe, so it loads.
+    assert len(run_or_load(cfg.with_overrides(["tracking.log_completions_every=0"]))) > 0
+
+
 def test_load_policy_restores_the_trained_adapter(tiny_model_dir, tiny_exam, tmp_path):
     from grpo_lab.trainer import GRPOTrainer
 

@@ -18,7 +18,8 @@ if importlib.util.find_spec("grpo_lab") is None:
 
 SMOKE = '''import os
 # CI runs every notebook in a smoke mode (GRPO_LAB_SMOKE=1): few steps and samples, same code path.
-SMOKE = os.environ.get("GRPO_LAB_SMOKE") == "1"'''
+SMOKE = os.environ.get("GRPO_LAB_SMOKE") == "1"
+RUNS = "runs-smoke" if SMOKE else "runs"   # smoke runs never overwrite (or get mistaken for) full runs'''
 
 
 def md(text):
@@ -72,9 +73,10 @@ print(f"rewards: {dict(zip(cfg.rewards.functions, cfg.rewards.weights))}")
 print(f"exam: k = {cfg.eval.k} samples per question, T = {cfg.eval.temperature}, top-p = {cfg.eval.top_p}")'''),
     code('''from grpo_lab.trainer import run_or_load
 
-# The same run as `make demo` (runs/micro_r1_zero-seed0); a finished run is loaded, not retrained.
+# The same recipe as `make demo`; a finished run in RUN_DIR is loaded, not retrained.
 cfg = cfg.with_overrides([f"grpo.seed={SEED}", f"grpo.steps={STEPS}", f"eval.k={EVAL_K}",
-                          f"eval.every={EVAL_EVERY}", "tracking.progress=false"])
+                          f"eval.every={EVAL_EVERY}", "tracking.progress=false",
+                          f"tracking.run_dir={RUNS}/micro_r1_zero-seed{SEED}"])
 RUN_DIR = cfg.run_dir
 df = run_or_load(cfg)         # one row per RL step; eval/ columns at the exam steps'''),
     md("""
@@ -394,7 +396,7 @@ from grpo_lab.trainer import run_or_load
 
 cfg = load_config(packaged_config("micro_r1_zero"), [
     f"grpo.steps={STEPS}", f"eval.k={EVAL_K}", f"eval.every={max(STEPS // 3, 1)}",
-    "rewards.functions=[format]", "rewards.weights=[1.0]", "tracking.run_dir=runs/02_format_only", "name=format_only"])
+    "rewards.functions=[format]", "rewards.weights=[1.0]", f"tracking.run_dir={RUNS}/02_format_only", "name=format_only"])
 df = run_or_load(cfg)
 df[["step", "rewards/format_reward/mean", "accuracy", "completions/mean_length"]].dropna().iloc[[0, -1]]"""),
     code("""summary = df.attrs["summary"]
@@ -424,7 +426,7 @@ SEED = 0
 STEPS = 6 if SMOKE else 250
 EVAL_K = 4 if SMOKE else 16
 EVAL_EVERY = 3 if SMOKE else 25
-RUN_DIR = "runs/04_r1_zero_training\""""),
+RUN_DIR = f"{RUNS}/04_r1_zero_training\""""),
     code("""from grpo_lab import load_config
 from grpo_lab.cli import packaged_config
 
@@ -484,7 +486,7 @@ depend on the sampling temperature.
     code(SMOKE + """
 K = 4 if SMOKE else 16
 TEMPERATURES = [0.6, 1.0] if SMOKE else [0.2, 0.6, 1.0]
-RUN_DIR = "runs/04_r1_zero_training\""""),
+RUN_DIR = f"{RUNS}/04_r1_zero_training\""""),
     md("## pass@k from n samples: the unbiased estimator"),
     code("""# NBVAL_CHECK_OUTPUT
 from grpo_lab.evaluate import pass_at_k
@@ -566,7 +568,7 @@ and incorrect answers.
 """),
     code(INSTALL),
     code(SMOKE + """
-RUN_DIR = "runs/04_r1_zero_training\""""),
+RUN_DIR = f"{RUNS}/04_r1_zero_training\""""),
     code("""# NBVAL_CHECK_OUTPUT
 from grpo_lab.phenomena import LEXICONS, count_reflections
 
@@ -723,7 +725,7 @@ COMMON = [f"grpo.steps={STEPS}", f"eval.k={EVAL_K}", f"eval.every={EVAL_EVERY}",
           "tracking.save_every=0", "tracking.log_completions_every=0"]
 
 def ablation(name, *overrides, config="micro_r1_zero"):
-    cfg = load_config(packaged_config(config), COMMON + [f"name={name}", f"tracking.run_dir=runs/07_{name}", *overrides])
+    cfg = load_config(packaged_config(config), COMMON + [f"name={name}", f"tracking.run_dir={RUNS}/07_{name}", *overrides])
     return run_or_load(cfg)
 
 runs = {"GRPO (baseline)": ablation("baseline")}"""),
