@@ -86,6 +86,11 @@ class GRPOConfig:
     """A NaN/inf loss or gradient skips the step; this many in a row stop training."""
     max_prompt_length: Optional[int] = None
     """Prompts longer than this many tokens are an error (None: the model's context window)."""
+    use_vllm: bool = False
+    """Sample training rollouts with vLLM on the same GPU (extra `[vllm]`; LoRA adapter synced every
+    step; see grpo_lab/vllm_rollout.py). Off: the built-in sampler (grpo_lab/rollout.py)."""
+    vllm_gpu_memory_utilization: float = 0.3
+    """Share of the GPU's memory vLLM may take for weights and KV cache; training needs the rest."""
 
 
 @dataclass
@@ -103,7 +108,9 @@ class DataConfig:
     """Where training prompts come from and how they are put in the template."""
 
     train: str = "micro"
-    """"micro" (fresh micro-world problems each step) or a jsonl/parquet file."""
+    """"micro" (fresh micro-world problems each step), a jsonl/parquet file, or a benchmark:
+    NAME, NAME:PATH or NAME[a:b]:PATH with NAME one of gsm8k, math, math500, aime24, aime25,
+    countdown (grpo_lab/datasets.py; e.g. "gsm8k:data/gsm8k/train.jsonl")."""
     question_field: str = "question"
     answer_field: str = "answer"
     template: Literal["r1_zero", "chat", "micro"] = "r1_zero"
@@ -116,7 +123,8 @@ class EvalConfig:
     """AIME-style evaluation (DeepSeek-R1 §3): k samples a question, pass@1 averaged over them."""
 
     exam: str = "micro"
-    """"micro" (the committed 30-question held-out exam) or a jsonl file."""
+    """"micro" (the committed 30-question held-out exam), a jsonl/parquet file, or a benchmark
+    (as data.train; its test split, e.g. "math500" or "aime24:data/aime24")."""
     k: int = 16
     temperature: float = 0.6
     top_p: float = 0.95
@@ -232,6 +240,7 @@ class Config:
             ("data.question_field", bool(d.question_field), "must be a column name"),
             ("data.answer_field", bool(d.answer_field), "must be a column name"),
             ("eval.exam", bool(e.exam.strip()), "must be \"micro\" or a jsonl/parquet file"),
+            ("grpo.vllm_gpu_memory_utilization", 0 < g.vllm_gpu_memory_utilization < 1, "must be in (0, 1)"),
             ("tracking.save_every", t.save_every >= 0, "must be ≥ 0 (0: only at the end)"),
             ("tracking.log_completions_every", t.log_completions_every >= 0, "must be ≥ 0 (0: never)"),
             ("rewards.functions", len(r.functions) >= 1, "must name at least one reward function"),
@@ -251,6 +260,16 @@ class Config:
                 raise ConfigError(
                     f"{source}: rewards.functions has unknown reward {name!r}; allowed: {sorted(REWARD_FUNCTIONS)}"
                 )
+        from grpo_lab.datasets import parse_spec
+
+        for key, spec in (("data.train", d.train), ("eval.exam", e.exam)):
+            try:
+                parse_spec(spec)
+            except ValueError as exc:
+                raise ConfigError(f"{source}: {key}: {exc}") from None
+        if m.use_lora is False and g.use_vllm:
+            raise ConfigError(f"{source}: grpo.use_vllm = true needs model.use_lora = true (vLLM generation "
+                              "syncs the LoRA adapter each step; full fine-tuning weights are not synced)")
         from grpo_lab.phenomena import LEXICONS
         from grpo_lab.rewards import SUPPORTED_LANGUAGES
 

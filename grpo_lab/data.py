@@ -73,7 +73,9 @@ def load_jsonl(path: str | Path, question_field: str = "question", answer_field:
     return rows
 
 
-def _check_row(row: dict, where: str, question_field: str, answer_field: str) -> None:
+def _check_row(row: dict, where: str, question_field: str | None, answer_field: str | None) -> None:
+    if question_field is None:  # raw rows (grpo_lab.datasets maps a benchmark's own columns itself)
+        return
     for key, setting in ((question_field, "data.question_field"), (answer_field, "data.answer_field")):
         if key not in row or row[key] is None:
             raise ValueError(
@@ -116,8 +118,18 @@ def load_dataset_file(path: str | Path, question_field: str = "question", answer
     return load_jsonl(path, question_field, answer_field, what)
 
 
+def load_rows(spec: str, question_field: str, answer_field: str, what: str, role: str) -> list[dict]:
+    """A jsonl/parquet file, or a named benchmark such as "gsm8k:path/test.jsonl" (grpo_lab.datasets)."""
+    from grpo_lab.datasets import load_benchmark, parse_spec
+
+    if parse_spec(spec) is not None:
+        return load_benchmark(spec, role, question_field, answer_field, what=what)
+    return load_dataset_file(spec, question_field, answer_field, what)
+
+
 def load_exam(spec: str, question_field: str = "question", answer_field: str = "answer") -> list[dict]:
-    """The exam set: "micro" (the committed held-out micro-world exam) or a jsonl/parquet path.
+    """The exam set: "micro" (the committed held-out micro-world exam), a jsonl/parquet path, or a
+    named benchmark ("math500", "aime24:data/aime24", ...; its test split).
 
     Each row gets "question" and "answer" keys (copied from the configured fields).
     """
@@ -125,14 +137,14 @@ def load_exam(spec: str, question_field: str = "question", answer_field: str = "
         from grpo_lab.micro_world import ensure_exam
 
         spec = str(ensure_exam())
-    rows = load_dataset_file(spec, question_field, answer_field, what="eval.exam")
+    rows = load_rows(spec, question_field, answer_field, what="eval.exam", role="exam")
     for row in rows:
         row["question"], row["answer"] = row[question_field], row[answer_field]
     return rows
 
 
 class PromptSource:
-    """Training problems: fresh micro-world problems, or a file's rows reshuffled every epoch.
+    """Training problems: fresh micro-world problems, or a file's (or benchmark's) rows reshuffled every epoch.
 
     Its state (RNG, position) is saved in checkpoints so that a resumed run draws the same
     problems as an uninterrupted one.
@@ -149,7 +161,7 @@ class PromptSource:
             self.rows: list[dict] = []
         else:
             self.sampler = None
-            rows = load_dataset_file(spec, question_field, answer_field, what="data.train")
+            rows = load_rows(spec, question_field, answer_field, what="data.train", role="train")
             exclude = exclude_questions or set()
             self.rows = [r for r in rows if str(r[question_field]) not in exclude]
             if not self.rows:

@@ -560,3 +560,10 @@ def weighted_sum(funcs: Sequence[Callable], weights: Sequence[float]) -> RewardF
 
     combined.__name__ = "weighted_sum_" + "_".join(name for name, _ in named)
     return combined
+
+
+# Countdown (TinyZero's task) lives in its own module with its safe equation checker; registered
+# here so that configs can name it like every other reward.
+from grpo_lab.countdown import countdown_reward  # noqa: E402
+
+REWARD_FUNCTIONS["countdown"] = countdown_reward
