@@ -134,7 +134,7 @@ class GRPOTrainer:
         rows = self.prompts.next(g.prompts_per_step)
         prompts = [format_prompt(str(r["question"]), cfg.data.template, self.tokenizer) for r in rows]
         self._check_prompt_lengths(prompts, source=f"data.train ({cfg.data.train})")
-        rollout = generate(
+        rollout = self._sample(
             self.model, self.tokenizer, prompts, num_samples=G, max_new_tokens=g.max_new_tokens,
             temperature=g.temperature, top_p=g.top_p, stop_strings=g.stop_strings, generator=self.generator,
         )
@@ -186,6 +186,16 @@ class GRPOTrainer:
         }
         self._last_rollout, self._last_rewards = rollout, rewards
         return metrics
+
+    def _sample(self, *args, **kwargs) -> Rollout:
+        """Training rollouts: grpo_lab.rollout.generate, or vLLM when grpo.use_vllm (same arguments, same Rollout)."""
+        if not self.config.grpo.use_vllm:
+            return generate(*args, **kwargs)
+        if getattr(self, "_vllm", None) is None:
+            from grpo_lab.vllm_rollout import make_sampler  # lazy: vllm is an optional extra
+
+            self._vllm = make_sampler(self.config, self.model)
+        return self._vllm.generate(*args, **kwargs)
 
     def _update(self, batch, advantages, old_logps, ref_logps) -> tuple[float, dict[str, float], float]:
         """One optimiser step: forward/backward over micro-batches, clip, AdamW. Skips NaN steps."""
