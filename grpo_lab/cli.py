@@ -1,4 +1,4 @@
-"""The `grpo-lab` command: train, eval, report, demo (the micro R1-Zero main job), build-micro."""
+"""The `grpo-lab` command: train, eval, export-trl, report, demo (the micro R1-Zero main job), build-micro."""
 
 from __future__ import annotations
 
@@ -52,10 +52,28 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         cfg = load_config(resolve_config_path(args.config), args.set)
         run_dir = cfg.run_dir
+    if cfg.grpo.use_vllm:  # fail before a big model and the step-0 exam, not at the first rollout
+        from grpo_lab.vllm_rollout import check_vllm_available
+
+        check_vllm_available()
     trainer = GRPOTrainer(cfg, run_dir=run_dir)
     trainer.train(resume=bool(args.resume))
     report = write_report(run_dir)
     print(f"run directory: {run_dir}\nreport: {report}")
+    return 0
+
+
+def cmd_export_trl(args: argparse.Namespace) -> int:
+    """Write a TRL GRPOTrainer script + configs equivalent to a grpo_lab config (grpo_lab/export_trl.py)."""
+    from grpo_lab.export_trl import export_trl
+
+    path = resolve_config_path(args.config)
+    cfg = load_config(path, args.set)
+    out = Path(args.out) if args.out else Path("runs") / f"{cfg.name}-trl"
+    script = export_trl(cfg, out, source=str(path))
+    print(f"wrote {script} (+ trl_config.yaml, grpo_lab_config.yaml, accelerate/*.yaml)\n"
+          f"run it:        python {script}\n"
+          f"on N GPUs:     accelerate launch --config_file {out / 'accelerate' / 'ddp.yaml'} --num_processes N {script}")
     return 0
 
 
@@ -168,6 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_set(p)
     p.set_defaults(func=cmd_eval)
 
+    p = sub.add_parser("export-trl", help="write a TRL GRPOTrainer script + configs (accelerate launch, many GPUs)")
+    p.add_argument("--config", required=True, help="a YAML file or a packaged config name")
+    p.add_argument("--out", help="output directory (default runs/<name>-trl)")
+    add_set(p)
+    p.set_defaults(func=cmd_export_trl)
+
     p = sub.add_parser("report", help="figures and a markdown summary for a run directory")
     p.add_argument("run_dir")
     p.set_defaults(func=cmd_report)
@@ -190,10 +214,12 @@ def main(argv: list[str] | None = None) -> int:
     from grpo_lab.rewards import RewardFunctionError
     from grpo_lab.trainer import TrainingStopped
 
+    from grpo_lab.vllm_rollout import VLLMUnavailableError as _VLLMUnavailable
+
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, FileNotFoundError, ValueError, OSError, KeyError) as exc:  # bad input
+    except (ConfigError, FileNotFoundError, ValueError, OSError, KeyError, _VLLMUnavailable) as exc:  # bad input
         print(f"grpo-lab {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except (RewardFunctionError, TrainingStopped) as exc:  # the run stopped; its log and checkpoints stay
