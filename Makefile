@@ -33,10 +33,11 @@ demo: setup
 control: setup
 	WANDB_MODE=$${WANDB_MODE:-offline} $(VENV)/bin/grpo-lab demo --control $(ARGS)
 
-## The whole test suite, notebooks included in smoke mode (wandb disabled, in a temporary directory).
+## The whole test suite, notebooks included: each runs top to bottom in smoke mode (GRPO_LAB_SMOKE=1,
+## runs in a fresh temporary directory); nbval compares the output of cells marked NBVAL_CHECK_OUTPUT.
 test: setup
-	WANDB_MODE=disabled WANDB_DIR=$$(mktemp -d) GRPO_LAB_SMOKE=1 TQDM_DISABLE=1 MPLBACKEND=Agg \
-		$(PY) -m pytest -q $(PYTEST_ARGS)
+	WANDB_MODE=disabled WANDB_DIR=$$(mktemp -d) GRPO_LAB_RUNS=$$(mktemp -d) GRPO_LAB_SMOKE=1 TQDM_DISABLE=1 \
+		MPLBACKEND=Agg $(PY) -m pytest -q --nbval-lax --nbval-current-env $(PYTEST_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,5 +1,9 @@
-"""DRAFT (issue 4, not yet executed or tested): writes notebooks/NN_*.ipynb from cell lists.
-Run `python tools/make_notebooks.py notebooks`, then `python tools/run_notebooks.py NAME.ipynb ...` for full outputs."""
+"""Writes notebooks/NN_*.ipynb from the cell lists below (the notebooks' source of truth).
+
+    .venv/bin/python tools/make_notebooks.py notebooks    # then: make test (smoke), tools/run_notebooks.py (full)
+
+Regenerating drops the notebooks' outputs; re-execute them with tools/run_notebooks.py before committing.
+"""
 import sys
 from pathlib import Path
 
@@ -19,7 +23,22 @@ if importlib.util.find_spec("grpo_lab") is None:
 SMOKE = '''import os
 # CI runs every notebook in a smoke mode (GRPO_LAB_SMOKE=1): few steps and samples, same code path.
 SMOKE = os.environ.get("GRPO_LAB_SMOKE") == "1"
-RUNS = "runs-smoke" if SMOKE else "runs"   # smoke runs never overwrite (or get mistaken for) full runs'''
+# Runs go to runs/ beside the notebook (runs-smoke/ in smoke mode, so the two never mix);
+# `make test` points GRPO_LAB_RUNS at a fresh temporary directory.
+RUNS = os.environ.get("GRPO_LAB_RUNS") or ("runs-smoke" if SMOKE else "runs")'''
+
+# Notebooks 00, 04, 05 and 06 share one run: the demo recipe (`make demo`), seed 0. Whichever
+# executes first trains it; the others load it (grpo_lab.trainer.run_or_load).
+DEMO_PARAMS = '''
+SEED = 0                             # the demo recipe's seed; notebooks 00, 04, 05 and 06 share this run
+STEPS = 6 if SMOKE else 250          # RL steps (8 prompts x 8 samples each)
+EVAL_K = 4 if SMOKE else 16          # exam samples per question (R1: 16 for AIME pass@1)
+EVAL_EVERY = 3 if SMOKE else 25
+RUN_DIR = f"{RUNS}/micro_r1_zero-seed{SEED}"'''
+
+DEMO_CONFIG = '''cfg = load_config(packaged_config("micro_r1_zero"), [
+    f"grpo.seed={SEED}", f"grpo.steps={STEPS}", f"eval.k={EVAL_K}", f"eval.every={EVAL_EVERY}",
+    f"tracking.run_dir={RUN_DIR}", "tracking.progress=false", f"tracking.log_completions_every={2 if SMOKE else 25}"])'''
 
 
 def md(text):
@@ -51,11 +70,7 @@ accuracy (1 if the answer is right) plus 0.2 × format.
 """),
     code(INSTALL),
     md("## Parameters"),
-    code(SMOKE + '''
-SEED = 0
-STEPS = 6 if SMOKE else 250          # RL steps (8 prompts × 8 samples each)
-EVAL_K = 4 if SMOKE else 16          # exam samples per question (R1: 16 for AIME pass@1)
-EVAL_EVERY = 3 if SMOKE else 25'''),
+    code(SMOKE + DEMO_PARAMS),
     md("""
 ## The experiment
 
@@ -74,10 +89,7 @@ print(f"exam: k = {cfg.eval.k} samples per question, T = {cfg.eval.temperature},
     code('''from grpo_lab.trainer import run_or_load
 
 # The same recipe as `make demo`; a finished run in RUN_DIR is loaded, not retrained.
-cfg = cfg.with_overrides([f"grpo.seed={SEED}", f"grpo.steps={STEPS}", f"eval.k={EVAL_K}",
-                          f"eval.every={EVAL_EVERY}", "tracking.progress=false",
-                          f"tracking.run_dir={RUNS}/micro_r1_zero-seed{SEED}"])
-RUN_DIR = cfg.run_dir
+''' + DEMO_CONFIG + '''
 df = run_or_load(cfg)         # one row per RL step; eval/ columns at the exam steps'''),
     md("""
 ## The three R1-Zero figures
@@ -173,16 +185,17 @@ chunk value.
 """),
     code('''# NBVAL_CHECK_OUTPUT
 import random
-from grpo_lab.micro_world import CorpusConfig, styled_document
+from grpo_lab.micro_world import CorpusConfig, ladder_rung, styled_document
 
 rng = random.Random(4)
 seen = {}
-while len(seen) < 4:
+while len(seen) < 4:  # one document of each kind: a check-only document and the ladder's rungs
     doc, style = styled_document(rng, CorpusConfig(), set())
-    if style != "check" and style not in seen and doc.count("+") >= 5:
-        seen[style] = doc
-for style, doc in seen.items():
-    print(f"[{style}]\\n{doc}\\n")'''),
+    kind = style if style == "check" else ladder_rung(doc.split(" Assistant :", 1)[1])
+    if kind in ("direct", "chunked", "verified", "check") and kind not in seen and (kind == "check" or doc.count("+") >= 6):
+        seen[kind] = doc
+for kind in ("direct", "chunked", "verified", "check"):
+    print(f"[{kind}]\\n{seen[kind]}\\n")'''),
     md("## The base model loads like any Hugging Face model"),
     code('''# NBVAL_CHECK_OUTPUT
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -421,18 +434,11 @@ redraws while it trains, the reward / accuracy / length / reflection curves, and
 table. Notebooks 05 and 06 analyse this run.
 """),
     code(INSTALL),
-    code(SMOKE + """
-SEED = 0
-STEPS = 6 if SMOKE else 250
-EVAL_K = 4 if SMOKE else 16
-EVAL_EVERY = 3 if SMOKE else 25
-RUN_DIR = f"{RUNS}/04_r1_zero_training\""""),
+    code(SMOKE + DEMO_PARAMS),
     code("""from grpo_lab import load_config
 from grpo_lab.cli import packaged_config
 
-cfg = load_config(packaged_config("micro_r1_zero"), [
-    f"grpo.seed={SEED}", f"grpo.steps={STEPS}", f"eval.k={EVAL_K}", f"eval.every={EVAL_EVERY}",
-    f"tracking.run_dir={RUN_DIR}", "tracking.progress=false"])
+""" + DEMO_CONFIG + """
 print(cfg.to_yaml())"""),
     md("""
 ## Train, with a live view
@@ -483,10 +489,9 @@ the base model and notebook 04's trained policy on the micro exam, and checks ho
 depend on the sampling temperature.
 """),
     code(INSTALL),
-    code(SMOKE + """
-K = 4 if SMOKE else 16
-TEMPERATURES = [0.6, 1.0] if SMOKE else [0.2, 0.6, 1.0]
-RUN_DIR = f"{RUNS}/04_r1_zero_training\""""),
+    code(SMOKE + DEMO_PARAMS + """
+K = EVAL_K                           # samples per question
+TEMPERATURES = [0.6, 1.0] if SMOKE else [0.2, 0.6, 1.0]"""),
     md("## pass@k from n samples: the unbiased estimator"),
     code("""# NBVAL_CHECK_OUTPUT
 from grpo_lab.evaluate import pass_at_k
@@ -501,9 +506,7 @@ from grpo_lab.evaluate import evaluate_model
 from grpo_lab.models import load_model_and_tokenizer, load_policy
 from grpo_lab.trainer import run_or_load
 
-steps = 6 if SMOKE else 250
-cfg = load_config(packaged_config("micro_r1_zero"), [f"grpo.steps={steps}", f"eval.k={K}",
-                  f"eval.every={3 if SMOKE else 25}", f"tracking.run_dir={RUN_DIR}", "tracking.progress=false"])
+""" + DEMO_CONFIG + """
 run_or_load(cfg)
 base_cfg = cfg.with_overrides(["model.use_lora=false"]).model
 base, tokenizer = load_model_and_tokenizer(base_cfg)
@@ -567,8 +570,7 @@ completions (a reflection that changes a value and ends right), and compares ref
 and incorrect answers.
 """),
     code(INSTALL),
-    code(SMOKE + """
-RUN_DIR = f"{RUNS}/04_r1_zero_training\""""),
+    code(SMOKE + DEMO_PARAMS),
     code("""# NBVAL_CHECK_OUTPUT
 from grpo_lab.phenomena import LEXICONS, count_reflections
 
@@ -580,9 +582,7 @@ print("'await' counts as 'wait'?", count_reflections("we await the result") > 0)
 from grpo_lab.cli import packaged_config
 from grpo_lab.trainer import run_or_load
 
-steps = 6 if SMOKE else 250
-cfg = load_config(packaged_config("micro_r1_zero"), [f"grpo.steps={steps}", f"eval.k={4 if SMOKE else 16}",
-                  f"eval.every={3 if SMOKE else 25}", f"tracking.run_dir={RUN_DIR}", "tracking.progress=false"])
+""" + DEMO_CONFIG + """
 df = run_or_load(cfg)"""),
     md("## Reflection at every exam evaluation, with each lexicon"),
     code("""import pandas as pd
@@ -772,6 +772,237 @@ Read the table above rather than these words when they disagree — they describ
 - the loss aggregation changes how long *wrong* answers get;
 - β = 0 lets the policy drift further from the base model (higher `kl`);
 - on a model this small, LoRA r = 16 and full fine-tuning reach similar accuracy.
+"""),
+]
+
+NOTEBOOKS["08_r1_pipeline"] = [
+    md("""
+# 08 · DeepSeek-R1's multi-stage recipe, in the micro world
+
+R1-Zero (notebooks 00–07) is pure RL from a base model. Its answers were hard to read and mixed
+languages, so DeepSeek-R1 (§2.3) wraps RL in supervised stages:
+
+1. **cold start** — supervised fine-tuning (SFT) on a few thousand long, readable chain-of-thought
+   examples;
+2. **reasoning RL** — GRPO with accuracy and format rewards plus a **language-consistency reward**
+   (the share of target-language words in the chain of thought);
+3. **rejection sampling + SFT** — sample several answers per prompt from the RL checkpoint, keep
+   only the correct ones, and fine-tune the *base* model on them for 2 epochs;
+4. **distillation** — fine-tune *smaller* models on the same correct samples; R1 found this beats
+   running RL on the small model itself.
+
+This notebook runs each stage on the micro world's 0.5M-parameter base model and evaluates every
+stage on the same held-out exam. All of it is `grpo_lab.sft` (SFT with the prompt masked out of
+the loss, rejection sampling) and `grpo_lab.trainer` (GRPO). R1's final all-scenario RL stage has
+no counterpart here (the micro world has one task).
+
+**Not emergence.** Here long, self-checking answers are *taught* by the cold-start data, as R1
+intends. Notebooks 00, 04 and 06 are where length and reflection emerge from RL alone.
+"""),
+    code(INSTALL),
+    md("## Parameters"),
+    code(SMOKE + """
+SEED = 0
+N_COLD_START = 64 if SMOKE else 400          # cold-start examples (R1: "thousands")
+RL_STEPS = 2 if SMOKE else 100               # GRPO steps from the cold-start model
+EVAL_K = 2 if SMOKE else 16                  # exam samples per question
+EVAL_EVERY = 2 if SMOKE else 25
+RS_QUESTIONS = 24 if SMOKE else 300          # rejection-sampling prompts (fresh, never exam questions)
+RS_K = 4 if SMOKE else 8                     # samples per prompt
+STUDENT_PRETRAIN_STEPS = 20 if SMOKE else 1600
+OUT = f"{RUNS}/08_r1_pipeline\""""),
+    code("""import pandas as pd
+from transformers import AutoModelForCausalLM
+from grpo_lab.data import load_exam
+from grpo_lab.evaluate import evaluate_model
+from grpo_lab.micro_world import ensure_micro_model, ladder_rung
+from grpo_lab.models import load_tokenizer
+from grpo_lab.rewards import language_consistency_reward
+
+BASE_DIR = ensure_micro_model()
+tokenizer = load_tokenizer(str(BASE_DIR))
+exam = load_exam("micro")
+scores = {}   # one row per stage, all on the same exam (30 questions x EVAL_K samples, T 0.6, top-p 0.95)
+
+def exam_scores(model):
+    r = evaluate_model(model, tokenizer, exam, k=EVAL_K, max_new_tokens=160, template="micro", seed=0)
+    texts = r.samples["completion"].tolist()
+    return {"pass@1": r.metrics["pass@1"], f"cons@{EVAL_K}": r.metrics[f"cons@{EVAL_K}"],
+            "mean length": r.metrics["mean_length"], "reflection rate": r.metrics["reflection_rate"],
+            "language consistency": sum(language_consistency_reward([], texts)) / len(texts),
+            "parameters": sum(p.numel() for p in model.parameters())}
+
+scores["base"] = exam_scores(AutoModelForCausalLM.from_pretrained(BASE_DIR))"""),
+    md("""
+## Stage 1 · Cold start: SFT on long chains of thought
+
+R1's cold-start data are long, readable chains of thought. The micro world's longest, most
+careful style is chunked working in which every chunk is re-checked one operand at a time; the
+corpus generator writes such documents (a wrong chunk value is caught and corrected by its
+check, so every example ends right). None uses an exam question.
+"""),
+    code("""# NBVAL_CHECK_OUTPUT
+from grpo_lab.sft import micro_cold_start
+
+cold = micro_cold_start(N_COLD_START, seed=SEED)
+print(cold[0]["prompt"])
+print(cold[0]["completion"])"""),
+    md("""
+SFT trains on the completion only: the prompt's tokens are in the input but masked out of the
+loss (label −100), and an end-of-sequence token is appended so that the model learns to stop.
+The cold start fine-tunes every weight (`grpo_lab.sft.train_sft` trains whatever requires
+grad, so a LoRA model works the same way).
+"""),
+    code("""from grpo_lab.sft import SFTConfig, save_model, train_sft
+
+cold_model = AutoModelForCausalLM.from_pretrained(BASE_DIR)
+cold_losses = train_sft(cold_model, tokenizer, [r["prompt"] for r in cold], [r["completion"] for r in cold],
+                        SFTConfig(epochs=2, batch_size=16, lr=1e-3, seed=SEED))
+COLD_DIR = save_model(cold_model, tokenizer, f"{OUT}/cold_start")   # a model directory, like a hub model
+scores["1 cold-start SFT"] = exam_scores(cold_model)
+pd.DataFrame(scores).T.round(3)"""),
+    md("""
+## Stage 2 · Reasoning RL with a language-consistency reward
+
+**What "language" means here.** R1's reward is the share of target-language words in the
+chain of thought (`grpo_lab.rewards.language_consistency_reward`: numbers and symbols are
+language-neutral and ignored; a think part with no words at all scores 0). The micro world has
+one language: its tokenizer has no non-English word, so a policy *cannot* mix languages. What the
+reward does see is whether the think part has any words — and the only words a micro answer can
+put there are the check phrase "wait , let me check". So in the micro world this reward pays for
+*keeping the cold-start style* (checked working) and scores plain arithmetic 0 — the role R1
+gives it (keep the chain of thought in the readable form the cold start taught), but here it is
+also, literally, a reward for the reflection phrase. We therefore give it a small weight (0.2,
+like format), run the same RL without it, and compare.
+"""),
+    code("""# NBVAL_CHECK_OUTPUT
+examples = {
+    "direct guess": " <think> </think> <answer> 38 </answer>",
+    "chunked working": " <think> 7 + 1 + 5 + 6 = 19 . 19 + 4 = 23 . </think> <answer> 23 </answer>",
+    "checked working": " <think> 7 + 1 = 9 . wait , let me check : 7 + 1 = 8 . </think> <answer> 8 </answer>",
+    "mixed languages*": " <think> 7 + 1 = 9 . 等等 , let me check : 7 + 1 = 8 . </think> <answer> 8 </answer>",
+}
+for name, text in examples.items():
+    print(f"{name:17s} language consistency {language_consistency_reward([''], [text])[0]:.2f}")
+print("\\n* not writable in the micro world: every vocabulary entry is ASCII:",
+      all(token.isascii() for token in tokenizer.get_vocab()))"""),
+    code("""from grpo_lab import load_config
+from grpo_lab.cli import packaged_config
+from grpo_lab.trainer import run_or_load
+
+def rl_config(name, model_dir, *overrides):
+    return load_config(packaged_config("micro_r1_zero"), [
+        f"name={name}", f"model.name_or_path={model_dir}", f"grpo.seed={SEED}", f"grpo.steps={RL_STEPS}",
+        f"eval.k={EVAL_K}", f"eval.every={EVAL_EVERY}", f"tracking.run_dir={OUT}/{name}",
+        "tracking.progress=false", "tracking.log_completions_every=0", *overrides])
+
+rl_cfg = rl_config("rl_language", COLD_DIR, "rewards.functions=[accuracy,format,language_consistency]",
+                   "rewards.weights=[1.0,0.2,0.2]")
+rl = run_or_load(rl_cfg)
+rl_plain = run_or_load(rl_config("rl_no_language", COLD_DIR))"""),
+    code("""from grpo_lab.plots import compare_runs
+
+compare_runs({"accuracy + format + language": rl, "accuracy + format": rl_plain}, "eval/pass@1")"""),
+    code("""compare_runs({"accuracy + format + language": rl, "accuracy + format": rl_plain}, "completions/mean_length")"""),
+    code("""from grpo_lab.models import load_policy
+
+rl_policy, _ = load_policy(rl_cfg.run_dir, device="cpu")
+scores["2 RL (+ language reward)"] = exam_scores(rl_policy)
+plain_policy, _ = load_policy(f"{OUT}/rl_no_language", device="cpu")
+scores["2' RL (no language reward)"] = exam_scores(plain_policy)
+pd.DataFrame(scores).T.round(3)"""),
+    md("""
+## Stage 3 · Rejection sampling, then SFT of the base model
+
+From the RL checkpoint, sample `RS_K` answers for each of `RS_QUESTIONS` fresh questions at the
+training temperature and keep only those the accuracy reward marks right (and that are well
+formed and not truncated). R1 then fine-tunes the **base** model (DeepSeek-V3-Base) on the kept
+samples for 2 epochs; so do we.
+"""),
+    code("""from grpo_lab.micro_world import TaskSampler, exam_keys, make_exam
+from grpo_lab.sft import rejection_sample
+
+questions = TaskSampler(seed=SEED + 1, exclude=exam_keys(make_exam())).sample(RS_QUESTIONS)
+kept, rs_stats = rejection_sample(rl_policy, tokenizer, questions, k=RS_K, max_new_tokens=160,
+                                  temperature=1.0, seed=SEED)
+print(f"{rs_stats['samples']} samples, {rs_stats['kept']} kept (acceptance {rs_stats['acceptance_rate']:.2f}); "
+      f"{rs_stats['questions_solved']:.2f} of the questions have at least one correct sample")
+shares = pd.Series([ladder_rung(r["completion"]) for r in kept]).value_counts(normalize=True).round(3)
+print("kept samples by behaviour:", shares.to_dict())"""),
+    code("""rs_model = AutoModelForCausalLM.from_pretrained(BASE_DIR)
+rs_losses = train_sft(rs_model, tokenizer, [r["prompt"] for r in kept], [r["completion"] for r in kept],
+                      SFTConfig(epochs=2, batch_size=16, lr=1e-3, seed=SEED))
+scores["3 base + SFT on rejection samples"] = exam_scores(rs_model)
+
+from matplotlib.figure import Figure
+fig = Figure(figsize=(7, 3))
+ax = fig.subplots()
+ax.plot(cold_losses, label=f"cold start ({len(cold)} examples)")
+ax.plot(rs_losses, label=f"rejection samples ({len(kept)} examples)")
+ax.set_xlabel("SFT batch"); ax.set_ylabel("loss (completion tokens)"); ax.set_yscale("log")
+ax.set_title("SFT loss, 2 epochs"); ax.legend(); ax.grid(alpha=0.3)
+fig"""),
+    md("""
+## Stage 4 · Distillation into a smaller model
+
+The student is a quarter of the base model's size: 64 wide and 1 layer instead of 128 and 2,
+pretrained on the same corpus with the same number of steps (`grpo_lab.micro_world.pretrain`).
+It is compared three ways, as in R1 §4.1: the small base model as is; with the R1-Zero recipe
+(GRPO on the small model itself, same steps as stage 2); and **distilled** (SFT on the teacher's
+correct samples from stage 3). A randomly initialised student of the same size, distilled on the
+same samples, shows what pretraining contributes.
+"""),
+    code("""from grpo_lab.micro_world import PretrainConfig, pretrain
+from grpo_lab.sft import micro_student
+
+SMALL_DIR = pretrain(f"{OUT}/small_base", PretrainConfig(hidden_size=64, intermediate_size=256, num_layers=1,
+                     steps=STUDENT_PRETRAIN_STEPS, seed=SEED), progress=False)
+scores["4a small base"] = exam_scores(AutoModelForCausalLM.from_pretrained(SMALL_DIR))
+
+small_rl_cfg = rl_config("small_rl", SMALL_DIR)
+small_rl = run_or_load(small_rl_cfg)
+scores["4b small + RL (R1-Zero recipe)"] = exam_scores(load_policy(small_rl_cfg.run_dir, device="cpu")[0])
+
+student = AutoModelForCausalLM.from_pretrained(SMALL_DIR)
+train_sft(student, tokenizer, [r["prompt"] for r in kept], [r["completion"] for r in kept],
+          SFTConfig(epochs=2, batch_size=16, lr=1e-3, seed=SEED))
+scores["4c small, distilled"] = exam_scores(student)
+
+scratch, _ = micro_student(hidden_size=64, num_layers=1, seed=SEED)
+train_sft(scratch, tokenizer, [r["prompt"] for r in kept], [r["completion"] for r in kept],
+          SFTConfig(epochs=2, batch_size=16, lr=1e-3, seed=SEED))
+scores["4d random init, distilled"] = exam_scores(scratch)"""),
+    md("## Every stage on the same exam"),
+    code("""table = pd.DataFrame(scores).T
+table["parameters"] = table["parameters"].astype(int)
+table.round(3)"""),
+    code("""fig = Figure(figsize=(9, 3.8))
+axes = fig.subplots(1, 2)
+names = list(table.index)
+for ax, column in zip(axes, ["pass@1", "mean length"]):
+    ax.barh(names[::-1], table[column][::-1], color=["C0" if "small" not in n and "random" not in n else "C1" for n in names[::-1]])
+    ax.set_xlabel(column); ax.grid(alpha=0.3, axis="x")
+axes[1].set_yticklabels([])
+axes[0].set_title("exam pass@1 (T 0.6)"); axes[1].set_title("mean response length (tokens)")
+fig.tight_layout()
+fig"""),
+    md("""
+## Takeaways
+
+Read the table above for the numbers; these are the questions it answers.
+
+- **Cold start** changes *how* the model answers before any RL: a few hundred long, checked
+  examples are enough for the base model to adopt that style (length and reflection rate jump at
+  stage 1, compared with the base row). Compare with notebook 04, where RL has to discover it.
+- **The language-consistency reward** is only meaningful where a model can mix languages. In
+  the micro world it can only see the check phrase, so it works as a "keep the taught style"
+  term; its column and the two RL rows show what it costs or buys. In R1 it cost a little
+  accuracy for readability (§2.3.2).
+- **Rejection sampling** turns the RL policy into a data set of correct answers; SFT of the
+  *base* model on it carries most of what RL learned in two epochs of supervised training.
+- **Distillation**: compare rows 4a–4d. R1 found that a small model learns more from a strong
+  teacher's correct samples than from running RL itself; pretraining the student matters (4c
+  vs 4d).
 """),
 ]
 
