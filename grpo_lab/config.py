@@ -113,8 +113,10 @@ class DataConfig:
     countdown (grpo_lab/datasets.py; e.g. "gsm8k:data/gsm8k/train.jsonl")."""
     question_field: str = "question"
     answer_field: str = "answer"
-    template: Literal["r1_zero", "chat", "micro"] = "r1_zero"
-    """"r1_zero": the R1 paper's Table 1 template; "chat": the tokenizer's chat template;
+    template: Literal["r1_zero", "chat", "r1_chat", "micro"] = "r1_zero"
+    """"r1_zero": the R1 paper's Table 1 template (base models); "chat": the tokenizer's chat template,
+    the question as the user message; "r1_chat": the chat template with Table 1's instructions as
+    the system message (instruct models);
     "micro": the micro world's short template."""
 
 

@@ -22,20 +22,39 @@ R1_ZERO_TEMPLATE = (
 )
 
 
+# For instruct models: the chat template with the R1-Zero instructions as the system message.
+# Why: an instruct model given only the question answers in its own style and never earns the
+# format reward; the instructions are Table 1's, minus the "User:/Assistant:" framing the chat
+# template already provides.
+R1_SYSTEM_PROMPT = (
+    "A conversation between User and Assistant. The user asks a question, and the Assistant solves it. "
+    "The assistant first thinks about the reasoning process in the mind and then provides the user with the "
+    "answer. The reasoning process and answer are enclosed within <think> </think> and <answer> </answer> "
+    "tags, respectively, i.e., <think> reasoning process here </think> <answer> answer here </answer>."
+)
+
+
 def format_prompt(question: str, template: str = "r1_zero", tokenizer=None) -> str:
-    """Put a question in the template the config names ("r1_zero", "chat" or "micro")."""
+    """Put a question in the template the config names ("r1_zero", "chat", "r1_chat" or "micro").
+
+    "chat" is the tokenizer's chat template with the question as the only (user) message;
+    "r1_chat" adds the R1-Zero instructions as the system message (for instruct models).
+    """
     if template == "r1_zero":
         return R1_ZERO_TEMPLATE.format(prompt=question)
     if template == "micro":
         from grpo_lab.micro_world import prompt_for
 
         return prompt_for(question)
-    if template == "chat":
+    if template in ("chat", "r1_chat"):
         if tokenizer is None or getattr(tokenizer, "chat_template", None) is None:
-            raise ValueError("data.template = 'chat' needs a tokenizer with a chat_template")
+            raise ValueError(f"data.template = {template!r} needs a tokenizer with a chat_template (an instruct "
+                             "model's tokenizer); base models use data.template = 'r1_zero'")
         messages = [{"role": "user", "content": question}]
+        if template == "r1_chat":
+            messages.insert(0, {"role": "system", "content": R1_SYSTEM_PROMPT})
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    raise ValueError(f"data.template = {template!r}; allowed: 'r1_zero', 'chat', 'micro'")
+    raise ValueError(f"data.template = {template!r}; allowed: 'r1_zero', 'chat', 'r1_chat', 'micro'")
 
 
 def load_jsonl(path: str | Path, question_field: str = "question", answer_field: str = "answer",

@@ -51,6 +51,15 @@ def resolve_model_path(name_or_path: str) -> str:
     return name_or_path  # a hub id: transformers resolves it (from the local cache when offline)
 
 
+def _download_hint(name_or_path: str) -> str:
+    """How to get a hub model onto a machine without network (empty for local paths)."""
+    if Path(name_or_path).exists() or name_or_path.count("/") != 1:
+        return ""
+    local = "models/" + name_or_path.split("/")[1]
+    return (f"To get it: `hf download {name_or_path} --local-dir {local}` where there is network, copy {local}/ "
+            f"here and set --set model.name_or_path={local}.")
+
+
 def load_tokenizer(path: str, trust_remote_code: bool = False):
     """The tokenizer at `path`, padding on the left; one without a pad token pads with EOS."""
     from transformers import AutoTokenizer
@@ -61,7 +70,7 @@ def load_tokenizer(path: str, trust_remote_code: bool = False):
         raise OSError(
             f"could not load a tokenizer from model.name_or_path = {path!r} ({type(exc).__name__}: {exc}). "
             "Without network a hub id only works if it is in the local Hugging Face cache; otherwise pass a "
-            "local directory with the tokenizer files."
+            f"local directory with the tokenizer files. {_download_hint(path)}"
         ) from exc
     tokenizer.padding_side = "left"  # sampling appends on the right, so prompts pad on the left
     if tokenizer.pad_token is None:  # many base models ship without one: reuse EOS (handled, not an error)
@@ -92,7 +101,7 @@ def load_model_and_tokenizer(cfg: ModelConfig):
         raise OSError(
             f"could not load model.name_or_path = {cfg.name_or_path!r} ({type(exc).__name__}: {exc}). "
             "grpo-lab loads weights from safetensors files only. Without network, a hub id only works if it "
-            "is in the local Hugging Face cache; otherwise pass a local directory."
+            f"is in the local Hugging Face cache; otherwise pass a local directory. {_download_hint(path)}"
         ) from exc
     model.to(device)
     if model.generation_config is not None and model.generation_config.pad_token_id is None:
