@@ -105,21 +105,28 @@ def train_sft(model, tokenizer, prompts: list[str], completions: list[str], cfg:
 
 
 # ------------------------------------------------------------------- where completions come from
-def micro_cold_start(n: int, seed: int = 0, k_min: int = 6, k_max: int = 9) -> list[dict[str, Any]]:
+def micro_cold_start(n: int, seed: int = 0, p_verify: float = 0.15, min_checks: int = 1,
+                     k_min: int = 6, k_max: int = 9) -> list[dict[str, Any]]:
     """`n` long chain-of-thought examples for the micro world's cold start.
 
     Documents from the micro world's own corpus generator in its longest style: chunked working
-    in which every chunk is checked one operand at a time ("wait , let me check : …"); when the
-    one-shot chunk value is wrong the check corrects it, so every example ends with the right
-    answer. Exam questions are never used. Rows: prompt, completion, question, answer.
+    in which each chunk is checked one operand at a time ("wait , let me check : …") with
+    probability `p_verify` (the corpus's rate by default), keeping only documents with at least
+    `min_checks` checks. When a chunk's one-shot value is wrong its check corrects it, so every
+    example ends with the right answer. Exam questions are never used.
+    Rows: prompt, completion, question, answer.
     """
     from grpo_lab.micro_world import CorpusConfig, exam_keys, make_exam, styled_document
 
-    corpus = CorpusConfig(direct=0.0, one_shot=0.0, chunked=1.0, p_verify=1.0, verification_docs=0.0,
+    corpus = CorpusConfig(direct=0.0, one_shot=0.0, chunked=1.0, p_verify=p_verify, verification_docs=0.0,
                           k_min=k_min, k_max=k_max)
+    if min_checks > 0 and p_verify <= 0:
+        raise ValueError("min_checks > 0 needs p_verify > 0")
     rng, exclude, rows = random.Random(seed), exam_keys(make_exam()), []
     while len(rows) < n:
         doc, _ = styled_document(rng, corpus, exclude)
+        if doc.count("wait , let me check") < min_checks:
+            continue
         prompt, completion = doc.split(" Assistant :", 1)
         prompt += " Assistant :"
         question = prompt.removeprefix("User : ").removesuffix(" Assistant :")

@@ -103,6 +103,11 @@ def test_micro_cold_start_is_long_checked_correct_and_off_the_exam():
         assert r["question"] not in exam
     assert format_reward([r["prompt"] for r in rows], [r["completion"] for r in rows]) == [1.0] * 50
     assert micro_cold_start(5, seed=1) == rows[:5]  # reproducible
+    every_chunk = micro_cold_start(20, seed=1, p_verify=1.0, min_checks=2)
+    assert all(r["completion"].count("wait") >= 2 and is_correct(r["completion"], r["answer"]) for r in every_chunk)
+    assert all(r["completion"].count("wait") == 0 for r in micro_cold_start(5, p_verify=0.0, min_checks=0))
+    with pytest.raises(ValueError, match="needs p_verify"):
+        micro_cold_start(1, p_verify=0.0)
 
 
 def test_rejection_sampling_keeps_only_correct_formatted_samples(tiny_model_dir):

@@ -845,17 +845,21 @@ scores["base"] = exam_scores(AutoModelForCausalLM.from_pretrained(BASE_DIR))""")
     md("""
 ## Stage 1 · Cold start: SFT on long chains of thought
 
-R1's cold-start data are long, readable chains of thought. The micro world's longest, most
-careful style is chunked working in which every chunk is re-checked one operand at a time; the
-corpus generator writes such documents (a wrong chunk value is caught and corrected by its
-check, so every example ends right). None uses an exam question.
+R1's cold-start data are long, readable chains of thought with reflection and verification. In
+the micro world that is checked working: chunked sums in which a chunk is re-checked one operand
+at a time ("wait , let me check"), and a wrong chunk value is corrected by its check, so every
+example ends right. The corpus generator writes two versions: checked working as the pretraining
+corpus has it (a chunk is checked with probability 0.15; we keep documents with at least one
+check), and a longer one in which **every** chunk is checked. None uses an exam question.
 """),
     code("""# NBVAL_CHECK_OUTPUT
 from grpo_lab.sft import micro_cold_start
 
-cold = micro_cold_start(N_COLD_START, seed=SEED)
+cold = micro_cold_start(N_COLD_START, seed=SEED)                                      # >= 1 check
+every_chunk = micro_cold_start(N_COLD_START, seed=SEED, p_verify=1.0, min_checks=2)   # every chunk checked
 print(cold[0]["prompt"])
-print(cold[0]["completion"])"""),
+print(" checked working:    ", cold[0]["completion"])
+print(" every chunk checked:", every_chunk[1]["completion"])"""),
     md("""
 SFT trains on the completion only: the prompt's tokens are in the input but masked out of the
 loss (label −100), and an end-of-sequence token is appended so that the model learns to stop.
@@ -864,12 +868,28 @@ grad, so a LoRA model works the same way).
 """),
     code("""from grpo_lab.sft import SFTConfig, save_model, train_sft
 
-cold_model = AutoModelForCausalLM.from_pretrained(BASE_DIR)
-cold_losses = train_sft(cold_model, tokenizer, [r["prompt"] for r in cold], [r["completion"] for r in cold],
-                        SFTConfig(epochs=2, batch_size=16, lr=1e-3, seed=SEED))
+SFT = SFTConfig(epochs=2, batch_size=16, lr=3e-4, seed=SEED)
+
+def fine_tune(model_dir, rows, cfg=SFT):
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    losses = train_sft(model, tokenizer, [r["prompt"] for r in rows], [r["completion"] for r in rows], cfg)
+    return model, losses
+
+cold_model, cold_losses = fine_tune(BASE_DIR, cold)
+scores["1 cold start (checked working)"] = exam_scores(cold_model)
+every_model, _ = fine_tune(BASE_DIR, every_chunk)
+scores["1' cold start (every chunk checked)"] = exam_scores(every_model)
 COLD_DIR = save_model(cold_model, tokenizer, f"{OUT}/cold_start")   # a model directory, like a hub model
-scores["1 cold-start SFT"] = exam_scores(cold_model)
 pd.DataFrame(scores).T.round(3)"""),
+    md("""
+Both cold starts make every answer long and reflective at once — something RL alone needs many
+steps to find (notebook 04). Whether they also help accuracy depends on whether the model
+can *execute* the style it was shown. When every chunk is checked, the answers are longer than
+anything in pretraining, and the 2-layer model starts to mis-copy the later operands from the
+question (read a few samples with `grpo_lab.evaluate.evaluate_model(...).samples`): a cold start
+must be data the model can imitate, which is why R1 built its cold-start data from its own
+model's readable outputs. RL continues from the first cold start.
+"""),
     md("""
 ## Stage 2 · Reasoning RL with a language-consistency reward
 
@@ -938,9 +958,7 @@ print(f"{rs_stats['samples']} samples, {rs_stats['kept']} kept (acceptance {rs_s
       f"{rs_stats['questions_solved']:.2f} of the questions have at least one correct sample")
 shares = pd.Series([ladder_rung(r["completion"]) for r in kept]).value_counts(normalize=True).round(3)
 print("kept samples by behaviour:", shares.to_dict())"""),
-    code("""rs_model = AutoModelForCausalLM.from_pretrained(BASE_DIR)
-rs_losses = train_sft(rs_model, tokenizer, [r["prompt"] for r in kept], [r["completion"] for r in kept],
-                      SFTConfig(epochs=2, batch_size=16, lr=1e-3, seed=SEED))
+    code("""rs_model, rs_losses = fine_tune(BASE_DIR, kept)
 scores["3 base + SFT on rejection samples"] = exam_scores(rs_model)
 
 from matplotlib.figure import Figure
@@ -972,14 +990,13 @@ small_rl_cfg = rl_config("small_rl", SMALL_DIR)
 small_rl = run_or_load(small_rl_cfg)
 scores["4b small + RL (R1-Zero recipe)"] = exam_scores(load_policy(small_rl_cfg.run_dir, device="cpu")[0])
 
-student = AutoModelForCausalLM.from_pretrained(SMALL_DIR)
-train_sft(student, tokenizer, [r["prompt"] for r in kept], [r["completion"] for r in kept],
-          SFTConfig(epochs=2, batch_size=16, lr=1e-3, seed=SEED))
+student, _ = fine_tune(SMALL_DIR, kept)
 scores["4c small, distilled"] = exam_scores(student)
 
+# From random weights: the same samples, with a pretraining-sized learning rate.
 scratch, _ = micro_student(hidden_size=64, num_layers=1, seed=SEED)
 train_sft(scratch, tokenizer, [r["prompt"] for r in kept], [r["completion"] for r in kept],
-          SFTConfig(epochs=2, batch_size=16, lr=1e-3, seed=SEED))
+          SFTConfig(epochs=2, batch_size=16, lr=3e-3, seed=SEED))
 scores["4d random init, distilled"] = exam_scores(scratch)"""),
     md("## Every stage on the same exam"),
     code("""table = pd.DataFrame(scores).T
@@ -1003,6 +1020,7 @@ Read the table above for the numbers; these are the questions it answers.
 - **Cold start** changes *how* the model answers before any RL: a few hundred long, checked
   examples are enough for the base model to adopt that style (length and reflection rate jump at
   stage 1, compared with the base row). Compare with notebook 04, where RL has to discover it.
+  A cold start the model cannot execute (every chunk checked) costs accuracy.
 - **The language-consistency reward** is only meaningful where a model can mix languages. In
   the micro world it can only see the check phrase, so it works as a "keep the taught style"
   term; its column and the two RL rows show what it costs or buys. In R1 it cost a little
