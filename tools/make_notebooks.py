@@ -1,6 +1,7 @@
 """Writes notebooks/NN_*.ipynb from the cell lists below (the notebooks' source of truth).
 
-    .venv/bin/python tools/make_notebooks.py notebooks    # then: make test (smoke), tools/run_notebooks.py (full)
+    .venv/bin/python tools/make_notebooks.py notebooks          # all; then make test (smoke), run_notebooks.py (full)
+    .venv/bin/python tools/make_notebooks.py notebooks 04 08    # only these
 
 Regenerating drops the notebooks' outputs; re-execute them with tools/run_notebooks.py before committing.
 """
@@ -1035,9 +1036,13 @@ Read the table above for the numbers; these are the questions it answers.
 
 
 def main():
+    """make_notebooks.py [DIR [NN ...]]: write every notebook, or only those numbered NN."""
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "notebooks")
+    only = {a[:2] for a in sys.argv[2:]}
     out.mkdir(exist_ok=True)
-    for name, cells in NOTEBOOKS.items():
+    for name, cells in sorted(NOTEBOOKS.items()):
+        if only and name[:2] not in only:
+            continue
         nb = nbf.v4.new_notebook()
         nb.cells = cells
         nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
