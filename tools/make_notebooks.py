@@ -213,8 +213,9 @@ print("vocabulary:", len(tokenizer), "tokens, e.g.", tokenizer.tokenize(" <think
 ## Step 0: what does the base model write?
 
 Sampling at the exam's settings (T 0.6, top-p 0.95) and at RL's (T 1.0). For each behaviour: its
-share of the answers, its accuracy and its length. RL can climb from one behaviour to the next
-only if the next one is more accurate **at the training temperature**.
+share of the answers, its accuracy and its length. This is where RL starts: it shifts the shares
+toward whatever earns more reward **at the training temperature**, and as the policy changes,
+so do these accuracies.
 """),
     code('''import pandas as pd
 import torch
@@ -250,8 +251,8 @@ for t in texts:
 - The micro base model speaks the R1-Zero format and mostly answers **short and inaccurately**.
 - **Reflection is already there at step 0, rarely** — as oat-zero found for real base models
   ("There may not be an aha moment"). RL does not invent it; it changes how often it is used.
-- Each rung of the ladder is longer than the one below; whether RL climbs depends on which rung
-  is more accurate at T = 1.0. Notebook `04_r1_zero_training` watches it happen.
+- Each rung of the ladder is longer than the one below. At step 0 the table does not make the
+  longest rung an obvious winner; notebook `04_r1_zero_training` watches what RL does with it.
 """),
 ]
 
@@ -398,7 +399,8 @@ The accuracy reward reads the `answer` column of the dataset (TRL's signature: e
 column reaches the reward function as a keyword argument), takes the text of the last
 `<answer>…</answer>` (or a `\\\\boxed{…}` inside it), and grades with math-verify — exactly for plain
 numbers. The language-consistency reward (R1 §2.3.2) is the share of target-language words in
-the think part.
+the think part. Every word the micro model can write is English, so it cannot mix languages;
+notebook 08 shows what this reward does there.
 """),
     md("""
 ## Reward hacking: train on the format reward alone
@@ -412,18 +414,22 @@ from grpo_lab.trainer import run_or_load
 
 cfg = load_config(packaged_config("micro_r1_zero"), [
     f"grpo.steps={STEPS}", f"eval.k={EVAL_K}", f"eval.every={max(STEPS // 3, 1)}",
-    "rewards.functions=[format]", "rewards.weights=[1.0]", f"tracking.run_dir={RUNS}/02_format_only", "name=format_only"])
+    "rewards.functions=[format]", "rewards.weights=[1.0]", f"tracking.run_dir={RUNS}/02_format_only", "name=format_only",
+    "tracking.progress=false"])
 df = run_or_load(cfg)
 df[["step", "rewards/format_reward/mean", "accuracy", "completions/mean_length"]].dropna().iloc[[0, -1]]"""),
     code("""summary = df.attrs["summary"]
-print(f"format reward ≈ 1 throughout; exam pass@1 {summary['step0']['pass@1']:.3f} → {summary['final']['pass@1']:.3f}")"""),
+fmt = df["rewards/format_reward/mean"].dropna()
+print(f"format reward: first step {fmt.iloc[0]:.3f}, last step {fmt.iloc[-1]:.3f}")
+print(f"exam pass@1:   step 0 {summary['step0']['pass@1']:.3f}, final {summary['final']['pass@1']:.3f}")
+print(f"mean length:   step 0 {summary['step0']['mean_length']:.1f}, final {summary['final']['mean_length']:.1f}")"""),
     md("""
 ## Takeaways
 
 - Rewards are plain functions `f(prompts, completions, **columns) -> list[float]`; a new one is a
   few lines, and a function that raises or returns NaN is reported by name and completion index.
-- A reward the policy can satisfy without solving the task teaches nothing about the task (here:
-  format is already satisfied, so pass@1 does not improve). R1-Zero avoided learned reward models
+- A reward the policy can satisfy without solving the task teaches nothing about the task:
+  compare the format reward with the exam pass@1 printed above. R1-Zero avoided learned reward models
   for this reason; rule-based accuracy is much harder to game.
 """),
 ]
@@ -538,9 +544,10 @@ ax.set_xscale("log", base=2); ax.set_xlabel("k"); ax.set_ylabel("pass@k"); ax.se
 ax.set_title("pass@k on the micro exam"); ax.legend(); ax.grid(alpha=0.3)
 fig"""),
     md("""
-pass@1 rises much more than pass@16: the base model can already reach most answers *somewhere*
-in 16 tries; RL mostly makes the right answer the likely one (what Yue et al. 2025 report for real
-models: RL sharpens more than it expands).
+Compare how far each curve moves at k = 1 and at k = 16. For real models Yue et al. (2025) found
+that RL raises pass@1 far more than pass@k at large k: the base model already reaches many
+answers *somewhere* in k tries, and RL mostly makes the right one the likely one (it sharpens
+more than it expands).
 
 ## Per question
 """),
@@ -555,12 +562,13 @@ pd.DataFrame(rows).pivot(index="T", columns="model").round(3)"""),
     md("""
 ## Takeaways
 
-- Report pass@1 as an average over k samples at a stated temperature: a single greedy answer on
-  30 questions swings by ±0.1 between evaluations.
-- cons@k (majority vote) is above pass@1 when the model is right more often than any single wrong
-  answer; pass@k grows with k much more slowly after RL.
-- Lower temperatures help the base model more than the trained one: RL already made the policy
-  confident.
+- Report pass@1 as an average over k samples at a stated temperature and top-p: on 30 questions
+  even the 16-sample average moves by about ±0.1 between consecutive evaluations of a training
+  run (`docs/micro_world.md`), and a single sample per question is noisier still.
+- cons@k (majority vote) beats pass@1 when the right answer is the most common one; the pass@k
+  curves show how much of the gain is sharpening (k = 1) rather than new answers (large k).
+- The temperature table shows how much each model's numbers depend on the sampling settings —
+  one reason papers that sample differently disagree.
 """),
 ]
 
@@ -616,7 +624,9 @@ vocabulary, which is why papers disagree about when "aha" appears.
     code("""from grpo_lab.phenomena import find_aha_examples
 
 last = load_eval_samples(RUN_DIR, "last")
-for ex in find_aha_examples(last["completion"].tolist(), last["correct"].tolist(), max_examples=3):
+examples = find_aha_examples(last["completion"].tolist(), last["correct"].tolist(), max_examples=3)
+print(f"{len(examples)} examples (at most 3) of a reflection that changed a value and ended right\\n")
+for ex in examples:
     print(f"[{ex['marker']}] {ex['before']} → {ex['after']}:{ex['text']}\\n")"""),
     md("## Reflection in correct vs incorrect answers, step 0 and the end"),
     code("""rows = []
