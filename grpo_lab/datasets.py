@@ -234,7 +234,7 @@ def _from_local(bench: Benchmark, path: Path, split: str, what: str, spec: str) 
     from grpo_lab.data import load_dataset_file
 
     if not path.exists():
-        raise FileNotFoundError(f"{what} = {spec!r}: {path} does not exist. {download_hint(bench, split)}")
+        raise FileNotFoundError(f"{what} = {spec!r}: {path} does not exist. {download_hint(bench, split, what, spec)}")
     files = _data_files(bench, path, split) if path.is_dir() else [path]
     if not files:
         raise FileNotFoundError(f"{what} = {spec!r}: no .jsonl/.json/.parquet files under {path}")
@@ -261,7 +261,7 @@ def _from_hub(bench: Benchmark, split: str, what: str, spec: str) -> list[tuple[
         import datasets
     except ImportError as exc:  # pragma: no cover -- datasets ships with trl/the dev extra
         raise DatasetUnavailableError(f"{what} = {spec!r}: loading from the hub needs `pip install datasets`. "
-                                      f"{download_hint(bench, split)}") from exc
+                                      f"{download_hint(bench, split, what, spec)}") from exc
     out: list[tuple[dict, str]] = []
     for config in bench.hub_configs:
         try:
@@ -273,20 +273,22 @@ def _from_hub(bench: Benchmark, split: str, what: str, spec: str) -> list[tuple[
             raise DatasetUnavailableError(
                 f"{what} = {spec!r}: could not load {bench.title} ({bench.hub_id}"
                 f"{', ' + config if config else ''}, split {split!r}): {why} "
-                f"({type(exc).__name__}: {str(exc)[:200]}). {download_hint(bench, split)}"
+                f"({type(exc).__name__}: {str(exc)[:200]}). {download_hint(bench, split, what, spec)}"
             ) from exc
         label = f"{bench.hub_id}{'/' + config if config else ''}[{split}]"
         out.extend((dict(row), f"{label}: row {i + 1}") for i, row in enumerate(ds))
     return out
 
 
-def download_hint(bench: Benchmark, split: str) -> str:
+def download_hint(bench: Benchmark, split: str, what: str = "data.train", spec: str | None = None) -> str:
     local = f"data/{bench.name}"
+    m = _SPEC.match((spec or bench.name).strip())
+    rows = f"[{m.group('slice')}]" if m and m.group("slice") is not None else ""
     return (
         f"To use it offline, download it once on a machine with network: "
         f"`hf download {bench.hub_id} --repo-type dataset --local-dir {local}` "
         f"(or `python -c \"import datasets; datasets.load_dataset('{bench.hub_id}'"
         f"{', ' + repr(bench.hub_configs[0]) if bench.hub_configs[0] else ''})\"` to fill the cache), copy "
-        f"{local}/ here and set `{bench.name}:{local}` (a directory: its {split!r} files are read; or name "
-        f"one .jsonl/.parquet file)."
+        f"{local}/ here and set {what} = {bench.name}{rows}:{local} (e.g. --set \"{what}={bench.name}{rows}:{local}\"; "
+        f"a directory: its {split!r} files are read; or name one .jsonl/.parquet file)."
     )

@@ -55,9 +55,12 @@ def _download_hint(name_or_path: str) -> str:
     """How to get a hub model onto a machine without network (empty for local paths)."""
     if Path(name_or_path).exists() or name_or_path.count("/") != 1:
         return ""
+    # "org/name" is also how a relative path looks: say both readings.
+    where = Path(name_or_path).expanduser().resolve()
     local = "models/" + name_or_path.split("/")[1]
-    return (f"To get it: `hf download {name_or_path} --local-dir {local}` where there is network, copy {local}/ "
-            f"here and set --set model.name_or_path={local}.")
+    return (f"There is no local directory {where} either. If {name_or_path!r} is a hub id, get it with "
+            f"`hf download {name_or_path} --local-dir {local}` where there is network, copy {local}/ here and "
+            f"set --set model.name_or_path={local}.")
 
 
 def load_tokenizer(path: str, trust_remote_code: bool = False):
