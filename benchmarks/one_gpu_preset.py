@@ -53,7 +53,7 @@ QUESTIONS = [
 ]
 
 
-def build_stand_in(path: Path, num_layers: int | None, seed: int = 0) -> Path:
+def build_stand_in(path: Path, num_layers: int | None, seed: int = 0, vocab_size: int | None = None) -> Path:
     """Save a random Qwen2.5-0.5B-shaped Qwen2ForCausalLM and a same-size word-level tokenizer."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
@@ -63,11 +63,14 @@ def build_stand_in(path: Path, num_layers: int | None, seed: int = 0) -> Path:
     shape = dict(QWEN25_05B_SHAPE)
     if num_layers:
         shape["num_hidden_layers"] = num_layers
+    if vocab_size:
+        shape["vocab_size"] = vocab_size
     vocab: dict[str, int] = {"<|endoftext|>": 0, "<unk>": 1}
     words = (R1_ZERO_TEMPLATE + " " + " ".join(q for q, _ in QUESTIONS)).split() + list("0123456789")
     for w in words:
         for piece in (w, " " + w):
             vocab.setdefault(piece, len(vocab))
+    shape["vocab_size"] = max(shape["vocab_size"], len(vocab))
     for i in range(len(vocab), shape["vocab_size"]):  # filler so that every id decodes to something
         vocab[f" w{i}"] = i
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
@@ -91,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", help="override the preset's model.dtype (e.g. float32 on an old CPU)")
     parser.add_argument("--num-layers", type=int, help="fewer layers than 24, for a quick CPU check")
+    parser.add_argument("--vocab-size", type=int, help="a smaller vocabulary than 151,936, for tests only")
     parser.add_argument("--prompts-per-step", type=int)
     parser.add_argument("--group-size", type=int)
     parser.add_argument("--max-new-tokens", type=int)
@@ -101,13 +105,18 @@ def main(argv: list[str] | None = None) -> int:
 
     from grpo_lab.cli import resolve_config_path
     from grpo_lab.config import load_config
+    from grpo_lab.models import resolve_device
     from grpo_lab.trainer import GRPOTrainer
+
+    if resolve_device(args.device).type == "cpu" and not (args.num_layers and args.max_new_tokens):
+        parser.error("this measures a GPU; on a CPU pass toy sizes (e.g. --num-layers 2 --max-new-tokens 8 "
+                     "--prompts-per-step 2 --group-size 2) only to check that the script runs")
 
     if "OMP_NUM_THREADS" not in os.environ and not torch.cuda.is_available():
         torch.set_num_threads(max(1, min(os.cpu_count() or 1, 2)))
     work = Path(tempfile.mkdtemp(prefix="one-gpu-preset-"))
     t0 = time.perf_counter()
-    model_dir = build_stand_in(work / "model", args.num_layers)
+    model_dir = build_stand_in(work / "model", args.num_layers, vocab_size=args.vocab_size)
     build_s = time.perf_counter() - t0
     data = work / "gsm8k.jsonl"
     data.write_text("".join(json.dumps({"question": q, "answer": f"... #### {a}"}) + "\n" for q, a in QUESTIONS))
