@@ -259,6 +259,7 @@ def test_registry_has_the_documented_names():
         "soft_format",
         "language_consistency",
         "coin_flip",
+        "countdown",  # grpo_lab/countdown.py (issue 7)
     }
     assert get_reward_function("accuracy") is accuracy_reward
 
