@@ -34,6 +34,10 @@ import torch
 from grpo_lab.rollout import Rollout
 
 
+# vLLM accepts only these values for max_lora_rank; the adapter's rank is rounded up to one.
+_VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+
+
 class VLLMUnavailableError(RuntimeError):
     """vLLM cannot be used here (not installed, no CUDA GPU, or full fine-tuning); the message says why."""
 
@@ -64,7 +68,7 @@ class VLLMSampler:
             model=base_model_path,
             dtype={torch.bfloat16: "bfloat16", torch.float16: "float16"}.get(dtype, "float32"),
             enable_lora=True,
-            max_lora_rank=max(8, lora_rank),
+            max_lora_rank=next((r for r in _VLLM_LORA_RANKS if r >= lora_rank), lora_rank),
             max_loras=1,
             gpu_memory_utilization=gpu_memory_utilization,
             max_model_len=max_model_len,

@@ -102,3 +102,18 @@ def test_export_bad_config_is_a_clear_error(tmp_path, capsys):
     assert cli_main(["export-trl", "--config", "micro_r1_zero", "--set", "grpo.loss_typ=dapo",
                      "--out", str(tmp_path)]) == 2
     assert "grpo.loss_typ" in capsys.readouterr().err
+
+
+def test_one_gpu_preset_exports_bf16_and_gradient_checkpointing(tmp_path):
+    from grpo_lab.cli import resolve_config_path
+    from grpo_lab.export_trl import export_trl
+
+    cfg = load_config(resolve_config_path("qwen2.5-1.5b_r1_zero"))
+    export_trl(cfg, tmp_path)
+    settings = yaml.safe_load((tmp_path / "trl_config.yaml").read_text())
+    args = settings["grpo_config"]
+    assert settings["model"]["name_or_path"] == "Qwen/Qwen2.5-1.5B"
+    assert args["bf16"] is True and args["gradient_checkpointing"] is True and args["loss_type"] == "dr_grpo"
+    assert args["model_init_kwargs"]["dtype"] == "bfloat16" and settings["lora"]["r"] == 32
+    assert batch_layout(cfg, world_size=8) == {"per_device_train_batch_size": 16, "gradient_accumulation_steps": 1}
+    assert yaml.safe_load((tmp_path / "accelerate" / "ddp.yaml").read_text())["mixed_precision"] == "bf16"
