@@ -71,16 +71,18 @@ def selective_log_probs(logits: torch.Tensor, token_ids: torch.Tensor, temperatu
     """log π(token_ids) from logits (B, T, V) → (B, T), without keeping a log-softmax copy.
 
     log_softmax(x)[y] = x[y] - logsumexp(x). Gathering first and subtracting the logsumexp keeps
-    only (B, T) tensors alive instead of a second (B, T, V) one; row by row bounds the transient
-    to one sequence, which matters for a 150k-token vocabulary. Logits are divided by the
-    sampling temperature so that these are the log-probs of the policy that sampled (as TRL does).
+    only (B, T) tensors alive instead of a second (B, T, V) one. Rows go in blocks of at most
+    `_BLOCK_ELEMENTS` logits, which bounds the transient float32 copy for a 150k-token vocabulary
+    (one sequence at a time) while a small vocabulary takes the whole batch in a few operations.
+    Logits are divided by the sampling temperature so that these are the log-probs of the policy
+    that sampled (as TRL does).
     """
     out = torch.empty(token_ids.shape, dtype=torch.float32, device=logits.device)
-    for i in range(logits.size(0)):  # one sequence at a time: bounded memory
-        row = logits[i].float()
+    for rows in _row_blocks(logits):
+        block = logits[rows].float()
         if temperature != 1.0:
-            row = row / temperature
-        out[i] = row.gather(-1, token_ids[i].unsqueeze(-1)).squeeze(-1) - torch.logsumexp(row, dim=-1)
+            block = block / temperature
+        out[rows] = block.gather(-1, token_ids[rows].unsqueeze(-1)).squeeze(-1) - torch.logsumexp(block, dim=-1)
     return out
 
 
@@ -88,10 +90,20 @@ def selective_log_probs(logits: torch.Tensor, token_ids: torch.Tensor, temperatu
 def entropy_from_logits(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """Per-token entropy (B, T) of the sampling distribution, for logging only (no gradient)."""
     out = torch.empty(logits.shape[:2], dtype=torch.float32, device=logits.device)
-    for i in range(logits.size(0)):
-        logp = torch.log_softmax(logits[i].float() / temperature, dim=-1)
-        out[i] = -(logp.exp() * logp).sum(-1)
+    for rows in _row_blocks(logits):
+        logp = torch.log_softmax(logits[rows].float() / temperature, dim=-1)
+        out[rows] = -(logp.exp() * logp).sum(-1)
     return out
+
+
+_BLOCK_ELEMENTS = 2**24  # 64 MB of float32 logits per block
+
+
+def _row_blocks(logits: torch.Tensor) -> list[slice]:
+    """Slices of rows holding at most _BLOCK_ELEMENTS logits each (at least one row)."""
+    per_row = max(logits[0].numel(), 1) if logits.size(0) else 1
+    rows = max(1, _BLOCK_ELEMENTS // per_row)
+    return [slice(i, i + rows) for i in range(0, logits.size(0), rows)]
 
 
 # ------------------------------------------------------------------------- the loss

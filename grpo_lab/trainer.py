@@ -158,9 +158,9 @@ class GRPOTrainer:
         with torch.no_grad():
             if g.beta != 0.0:
                 with self.reference.active() as reference_model:
-                    ref_logps = self._per_token_logps(reference_model, batch)[0]
+                    ref_logps = self._per_token_logps_in_parts(reference_model, batch)
             if g.num_iterations > 1:
-                old_logps = self._per_token_logps(self.model, batch)[0]
+                old_logps = self._per_token_logps_in_parts(self.model, batch)
         t_scoring = time.perf_counter()
 
         # 5. μ policy updates on this batch.
@@ -198,22 +198,26 @@ class GRPOTrainer:
         return self._vllm.generate(*args, **kwargs)
 
     def _update(self, batch, advantages, old_logps, ref_logps) -> tuple[float, dict[str, float], float]:
-        """One optimiser step: forward/backward over micro-batches, clip, AdamW. Skips NaN steps."""
+        """One optimiser step: forward/backward over micro-batches, clip, AdamW. Skips NaN steps.
+
+        The micro-batches are rows of similar completion length, each cut to its own longest
+        prompt and completion (`_micro_batches`): the padding that a batch-wide rectangle would
+        carry (often more than half its positions) is never computed.
+        """
         g = self.config.grpo
         n = batch["input_ids"].size(0)
-        size = g.micro_batch_size or n
         # Normalisers of the whole batch, so that micro-batches sum to the full-batch loss.
         total_tokens = batch["completion_mask"].sum()
         totals: dict[str, float] = {}
         loss_value = 0.0
-        for start in range(0, n, size):
-            part = {key: value[start : start + size] for key, value in batch.items()}
+        for rows, part in self._micro_batches(batch):
+            T = part["completion_ids"].size(1)
             logps, entropy = self._per_token_logps(self.model, part, with_entropy=True)
-            old = logps.detach() if old_logps is None else old_logps[start : start + size]
+            old = logps.detach() if old_logps is None else old_logps[rows, :T]
             loss, stats = grpo_loss(
-                logps, old, advantages[start : start + size], part["completion_mask"],
+                logps, old, advantages[rows], part["completion_mask"],
                 loss_type=g.loss_type, epsilon=g.epsilon, epsilon_high=g.epsilon_high, beta=g.beta,
-                ref_per_token_logps=None if ref_logps is None else ref_logps[start : start + size],
+                ref_per_token_logps=None if ref_logps is None else ref_logps[rows, :T],
                 max_completion_length=g.max_new_tokens, num_items_in_batch=total_tokens, num_sequences=n,
             )
             loss.backward()
@@ -263,6 +267,42 @@ class GRPOTrainer:
         logps = selective_log_probs(logits, batch["completion_ids"], temperature)
         entropy = entropy_from_logits(logits, temperature) if with_entropy else None
         return logps, entropy
+
+    def _micro_batches(self, batch) -> list[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
+        """Split the batch into (rows, part) pieces of similar length, each without its dead padding.
+
+        Rows are sorted by completion length and cut into `grpo.micro_batch_size` rows per piece (0:
+        a quarter of the batch, at least 8 rows). Each piece keeps only its own columns: from its
+        longest prompt's first token (prompts are left-padded) to its longest completion's last.
+        Cutting columns that are padding in every row of the piece changes nothing for the real
+        tokens (positions come from the mask), and the loss normalisers are the whole batch's, so
+        the pieces' gradients sum to the full batch's. Lengths in a batch are skewed (a few long
+        completions, many short ones), so this computes roughly the real tokens instead of
+        rows × longest.
+        """
+        n = batch["input_ids"].size(0)
+        P = batch["input_ids"].size(1) - batch["completion_ids"].size(1)
+        size = self.config.grpo.micro_batch_size or max(8, -(-n // 4))
+        lengths = batch["completion_mask"].sum(1)
+        order = torch.argsort(lengths, stable=True)
+        pad_left = (batch["attention_mask"][:, :P] == 0).sum(1)  # each prompt's left padding
+        pieces = []
+        for start in range(0, n, size):
+            rows = order[start : start + size]
+            T = max(int(lengths[rows].max()), 1)
+            first = int(pad_left[rows].min())
+            part = {key: batch[key][rows, first : P + T] for key in ("input_ids", "attention_mask", "position_ids")}
+            part["completion_ids"] = batch["completion_ids"][rows, :T]
+            part["completion_mask"] = batch["completion_mask"][rows, :T]
+            pieces.append((rows, part))
+        return pieces
+
+    def _per_token_logps_in_parts(self, model, batch) -> torch.Tensor:
+        """`_per_token_logps` over the whole batch (B, T), computed piece by piece (`_micro_batches`)."""
+        out = torch.zeros(batch["completion_ids"].shape, dtype=torch.float32, device=batch["completion_ids"].device)
+        for rows, part in self._micro_batches(batch):
+            out[rows, : part["completion_ids"].size(1)] = self._per_token_logps(model, part)[0]
+        return out
 
     # ================================================================ metrics
     def _reward_metrics(self, per_function: dict[str, list[float]]) -> dict[str, float]:

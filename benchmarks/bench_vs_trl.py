@@ -1,0 +1,563 @@
+"""grpo_lab vs. TRL's GRPOTrainer: the same GRPO step, timed side by side (a benchmark, not a test).
+
+    python benchmarks/bench_vs_trl.py --workload micro            # the micro world (CPU), ~3 min
+    python benchmarks/bench_vs_trl.py --workload micro --quick    # under a minute
+    python benchmarks/bench_vs_trl.py --workload qwen0.5b --device cuda --dtype bfloat16
+
+What is compared. Both frameworks run one GRPO step at a time on the same model (same weights),
+with the same settings: prompts per step, G, max_new_tokens, sampling (temperature, top-p, no
+top-k), LoRA rank/alpha/targets, β, ε, μ (num_iterations), loss_type, reward scaling, learning
+rate, dtype, and the same reward functions. TRL is 1.16 with Hugging Face `generate`, no vLLM,
+gradient checkpointing off, `use_bias_correction_kl=False` (grpo_lab's plain k3 KL). Completions
+end at EOS only, for both (TRL 1.16 cannot pass stop strings to `generate`; the micro model writes
+EOS right after `</answer>`). Prompts are drawn from the same distribution but not in the same
+order, so completion lengths differ a little: compare seconds per 1,000 generated tokens as well
+as seconds per step.
+
+How it is timed. Each framework runs in its own fresh subprocess (a "round": load, warm-up
+steps, timed steps), and the rounds alternate grpo_lab, TRL, grpo_lab, TRL, ... so that both
+see the same machine load, and neither's memory peak contaminates the other's. Per-step times
+are split into rollout (sampling), scoring (rewards, advantages, reference/old log-probs) and
+update (forward, backward, optimiser step); medians over all timed steps of all rounds.
+grpo_lab: `time/rollout`, `time/scoring`, `time/update` of `GRPOTrainer.training_step`.
+TRL: `_generate` is the rollout, the rest of `_generate_and_score_completions` is scoring, and
+the rest of the optimiser step (from `on_step_begin` to `on_step_end`) is the update.
+
+Peak memory. CPU: the subprocess's peak resident set size (`ru_maxrss`) and its growth over the
+RSS measured after setup (imports, model, first step excluded: "step peak" = peak − RSS after
+set-up and warm-up), since TRL's imports alone (datasets, accelerate, trl) weigh more. GPU:
+`torch.cuda.max_memory_allocated()` over the timed steps.
+
+Roofline. CPU: FLOPs of a step (2·N per token forward, 4·N per token for forward + backward to
+the activations, N = parameters of the linear layers; LoRA ignored; real tokens only, no padding)
+over the matmul rate measured here on this machine → the floor in seconds per step. GPU: the
+decode floor, bytes read per generated-token step (all weights + the KV cache) over the measured
+memory bandwidth, times the number of decode steps; achieved fraction = floor / measured rollout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# ----------------------------------------------------------------------------- workloads
+# Qwen2.5-0.5B's published shape (config.json of Qwen/Qwen2.5-0.5B), built with random weights.
+QWEN_05B = dict(
+    vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
+    num_key_value_heads=2, max_position_embeddings=32768, rope_theta=1000000.0, rms_norm_eps=1e-6,
+    tie_word_embeddings=True, hidden_act="silu",
+)
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def workload_spec(args) -> dict:
+    """Everything both frameworks must agree on, as one JSON-able dict."""
+    if args.workload == "micro":
+        # grpo_lab/configs/micro_r1_zero.yaml, unchanged except stop strings (EOS only, for both).
+        spec = dict(prompts_per_step=8, group_size=8, max_new_tokens=160, temperature=1.0, top_p=1.0,
+                    lora_r=16, lora_alpha=32, beta=0.04, epsilon=0.2, num_iterations=1, loss_type="bnpo",
+                    scale_rewards="group", lr=1e-3, max_grad_norm=1.0, reward_weights=[1.0, 0.2], prompt_tokens=None)
+        warmup, steps = (1, 5) if args.quick else (2, 5)
+    else:
+        # Default sizes: a realistic GPU step; on CPU much smaller (else a step takes minutes).
+        gpu = args.device == "cuda"
+        spec = dict(prompts_per_step=16 if gpu else 2, group_size=8 if gpu else 4,
+                    max_new_tokens=256 if gpu else 16, temperature=1.0, top_p=1.0, lora_r=16, lora_alpha=32,
+                    beta=0.04, epsilon=0.2, num_iterations=1, loss_type="bnpo", scale_rewards="group", lr=1e-5,
+                    max_grad_norm=1.0, reward_weights=[1.0], prompt_tokens=128 if gpu else 32)
+        warmup, steps = (1, 5) if gpu else (1, 2)
+    for key in ("prompts_per_step", "group_size", "max_new_tokens", "prompt_tokens"):
+        if getattr(args, key, None) is not None:
+            spec[key] = getattr(args, key)
+    spec.update(workload=args.workload, device=args.device, dtype=args.dtype, threads=args.threads,
+                warmup=args.warmup if args.warmup is not None else warmup,
+                steps=args.steps if args.steps is not None else steps, seed=0)
+    return spec
+
+
+def build_model_dir(spec: dict, where: Path) -> Path:
+    """The model both frameworks load: the micro model, or a random Qwen2.5-0.5B-shaped one saved once."""
+    if spec["workload"] == "micro":
+        from grpo_lab.models import resolve_model_path
+
+        return Path(resolve_model_path("micro"))
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+    path = where / "qwen0.5b-random"
+    if (path / "config.json").exists():
+        return path
+    torch.manual_seed(0)
+    config = Qwen2Config(**QWEN_05B, pad_token_id=0, eos_token_id=1, bos_token_id=None)
+    model = Qwen2ForCausalLM(config)  # random init: no download
+    model.save_pretrained(path, safe_serialization=True)
+    # A word-level tokenizer over the whole vocabulary ("w0" … "w151935"): prompts and completions
+    # decode to text without any download.
+    vocab = {"<pad>": 0, "<eos>": 1, **{f"w{i}": i for i in range(2, QWEN_05B["vocab_size"])}}
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<pad>"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>", eos_token="<eos>",
+                            padding_side="left").save_pretrained(path)
+    return path
+
+
+def prompt_rows(spec: dict, n: int) -> list[dict]:
+    """n prompts with their dataset columns (the micro world's problems, or random words)."""
+    if spec["workload"] == "micro":
+        from grpo_lab.data import PromptSource, format_prompt
+        from grpo_lab.models import load_tokenizer, resolve_model_path
+
+        tok = load_tokenizer(resolve_model_path("micro"))
+        rows = PromptSource("micro", spec["seed"], "question", "answer").next(n)
+        return [{"prompt": format_prompt(str(r["question"]), "micro", tok), "question": str(r["question"]),
+                 "answer": r["answer"]} for r in rows]
+    import random
+
+    from grpo_lab.data import format_prompt
+
+    rng = random.Random(spec["seed"])
+    questions = [" ".join(f"w{rng.randrange(2, 5000)}" for _ in range(spec["prompt_tokens"])) for _ in range(n)]
+    return [{"prompt": format_prompt(q, "micro"), "question": q, "answer": "0"} for q in questions]
+
+
+def length_reward(prompts, completions, **kwargs):
+    """The random model's reward (only its cost matters): a pseudo-random number from the text."""
+    return [(hash(c) % 1000) / 1000.0 for c in completions]
+
+
+def reward_functions(spec: dict):
+    if spec["workload"] == "micro":
+        from grpo_lab.rewards import get_reward_function
+
+        return [get_reward_function("accuracy"), get_reward_function("format")]
+    return [length_reward]
+
+
+# ----------------------------------------------------------------------------- measurement helpers
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
+
+
+class Memory:
+    """Peak memory over the timed steps: RSS on CPU, torch.cuda.max_memory_allocated on GPU."""
+
+    def __init__(self, device: str):
+        self.device = device
+
+    def start(self):
+        import torch
+
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        self.base = rss_mb() if self.device != "cuda" else torch.cuda.memory_allocated() / 2**20
+
+    def result(self) -> dict:
+        import torch
+
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+            peak = torch.cuda.max_memory_allocated() / 2**20
+        else:
+            peak = peak_rss_mb()
+        return {"peak_mb": peak, "base_mb": self.base, "step_peak_mb": peak - self.base}
+
+
+def sync(device: str):
+    if device == "cuda":
+        import torch
+
+        torch.cuda.synchronize()
+
+
+# ----------------------------------------------------------------------------- workers
+def run_grpo_lab(spec: dict, model_dir: Path) -> dict:
+    import torch
+
+    from grpo_lab.config import Config
+    from grpo_lab.models import load_tokenizer
+    from grpo_lab.trainer import GRPOTrainer
+    from transformers import AutoModelForCausalLM
+
+    dtype = getattr(torch, spec["dtype"])
+    cfg = Config.from_dict({
+        "name": "bench",
+        "model": {"name_or_path": str(model_dir), "dtype": spec["dtype"], "lora_r": spec["lora_r"],
+                  "lora_alpha": spec["lora_alpha"], "lora_target_modules": LORA_TARGETS, "device": spec["device"]},
+        "grpo": {"prompts_per_step": spec["prompts_per_step"], "group_size": spec["group_size"],
+                 "max_new_tokens": spec["max_new_tokens"], "temperature": spec["temperature"], "top_p": spec["top_p"],
+                 "lr": spec["lr"], "beta": spec["beta"], "epsilon": spec["epsilon"], "loss_type": spec["loss_type"],
+                 "scale_rewards": spec["scale_rewards"], "num_iterations": spec["num_iterations"],
+                 "max_grad_norm": spec["max_grad_norm"], "seed": spec["seed"], "stop_strings": [],
+                 "steps": spec["warmup"] + spec["steps"]},
+        "rewards": {"functions": ["accuracy", "format"] if spec["workload"] == "micro" else ["accuracy"],
+                    "weights": spec["reward_weights"]},
+        "data": {"train": "micro", "template": "micro"},
+        "eval": {"exam": "micro", "k": 1, "every": 0, "at_start": False},
+        "tracking": {"run_dir": tempfile.mkdtemp(prefix="bench-grpo-lab-"), "wandb_mode": "disabled",
+                     "save_every": 0},
+    })
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(spec["device"])
+    tokenizer = load_tokenizer(str(model_dir))
+    trainer = GRPOTrainer(cfg, model=model, tokenizer=tokenizer, reward_funcs=reward_functions(spec))
+    if spec["workload"] != "micro":  # random-word prompts instead of the micro world's problems
+        rows = prompt_rows(spec, spec["prompts_per_step"] * (spec["warmup"] + spec["steps"]))
+        feed = iter(rows)
+        trainer.prompts.next = lambda k: [{"question": r["question"], "answer": r["answer"]}
+                                          for r in (next(feed) for _ in range(k))]
+    memory = Memory(spec["device"])
+    steps = []
+    for i in range(spec["warmup"] + spec["steps"]):
+        if i == spec["warmup"]:
+            memory.start()
+        sync(spec["device"])
+        t0 = time.perf_counter()
+        m = trainer.training_step()
+        sync(spec["device"])
+        wall = time.perf_counter() - t0
+        if i >= spec["warmup"]:
+            n = spec["prompts_per_step"] * spec["group_size"]
+            steps.append({"step": wall, "rollout": m["time/rollout"], "scoring": m["time/scoring"],
+                          "update": wall - m["time/rollout"] - m["time/scoring"],
+                          "tokens": m["completions/mean_length"] * n, "max_len": m["completions/max_length"],
+                          "reward": m["reward"]})
+    return {"steps": steps, "memory": memory.result()}
+
+
+def run_trl(spec: dict, model_dir: Path) -> dict:
+    import warnings
+
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    from grpo_lab.models import load_tokenizer
+
+    warnings.filterwarnings("ignore")
+    total = spec["warmup"] + spec["steps"]
+    n = spec["prompts_per_step"] * spec["group_size"]
+    wanted = dict(
+        output_dir=tempfile.mkdtemp(prefix="bench-trl-"), per_device_train_batch_size=n,
+        gradient_accumulation_steps=1, num_generations=spec["group_size"],
+        max_completion_length=spec["max_new_tokens"], temperature=spec["temperature"], top_p=spec["top_p"], top_k=0,
+        beta=spec["beta"], epsilon=spec["epsilon"], loss_type=spec["loss_type"], scale_rewards=spec["scale_rewards"],
+        num_iterations=spec["num_iterations"], learning_rate=spec["lr"], lr_scheduler_type="constant",
+        warmup_steps=0, weight_decay=0.0, max_grad_norm=spec["max_grad_norm"],
+        bf16=spec["dtype"] == "bfloat16", fp16=False, use_cpu=spec["device"] == "cpu",
+        gradient_checkpointing=False, report_to="none", logging_steps=1, save_strategy="no", max_steps=total,
+        seed=spec["seed"], use_bias_correction_kl=False, reward_weights=spec["reward_weights"], log_completions=False,
+        disable_tqdm=True, dataloader_num_workers=0, use_vllm=False,
+    )
+    fields = set(GRPOConfig.__dataclass_fields__)
+    args = GRPOConfig(**{k: v for k, v in wanted.items() if k in fields})
+    dtype = getattr(torch, spec["dtype"])
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(spec["device"])
+    tokenizer = load_tokenizer(str(model_dir))
+    peft_config = LoraConfig(task_type="CAUSAL_LM", r=spec["lora_r"], lora_alpha=spec["lora_alpha"],
+                             lora_dropout=0.0, target_modules=LORA_TARGETS)
+    dataset = Dataset.from_list(prompt_rows(spec, spec["prompts_per_step"] * total * 2))
+    trainer = GRPOTrainer(model=model, reward_funcs=reward_functions(spec), args=args, train_dataset=dataset,
+                          processing_class=tokenizer, peft_config=peft_config)
+
+    timings = {"rollout": 0.0, "gen_score": 0.0, "tokens": 0, "max_len": 0}
+    original_generate, original_gen_score = trainer._generate, trainer._generate_and_score_completions
+
+    def timed_generate(*a, **k):
+        sync(spec["device"])
+        t0 = time.perf_counter()
+        out = original_generate(*a, **k)
+        sync(spec["device"])
+        timings["rollout"] += time.perf_counter() - t0
+        return out
+
+    def timed_gen_score(*a, **k):
+        t0 = time.perf_counter()
+        out = original_gen_score(*a, **k)
+        sync(spec["device"])
+        timings["gen_score"] += time.perf_counter() - t0
+        lengths = out["completion_mask"].sum(1)
+        timings["tokens"] += int(lengths.sum())
+        timings["max_len"] = int(lengths.max())
+        return out
+
+    trainer._generate, trainer._generate_and_score_completions = timed_generate, timed_gen_score
+    memory = Memory(spec["device"])
+    steps = []
+
+    class Clock(TrainerCallback):
+        def on_step_begin(self, a, state, control, **kw):
+            if state.global_step == spec["warmup"]:
+                memory.start()
+            timings.update(rollout=0.0, gen_score=0.0, tokens=0)
+            sync(spec["device"])
+            self.t0 = time.perf_counter()
+
+        def on_step_end(self, a, state, control, **kw):
+            sync(spec["device"])
+            wall = time.perf_counter() - self.t0
+            if state.global_step > spec["warmup"]:
+                steps.append({"step": wall, "rollout": timings["rollout"],
+                              "scoring": timings["gen_score"] - timings["rollout"],
+                              "update": wall - timings["gen_score"], "tokens": timings["tokens"],
+                              "max_len": timings["max_len"]})
+
+    trainer.add_callback(Clock())
+    trainer.train()
+    rewards = [h["reward"] for h in trainer.state.log_history if "reward" in h][spec["warmup"]:]
+    for s, r in zip(steps, rewards):
+        s["reward"] = r
+    return {"steps": steps, "memory": memory.result()}
+
+
+def worker(framework: str, spec: dict, model_dir: str, out: str) -> None:
+    import torch
+
+    torch.set_num_threads(spec["threads"])
+    t0 = time.perf_counter()
+    fn = run_grpo_lab if framework == "grpo_lab" else run_trl
+    result = fn(spec, Path(model_dir))
+    result["wall"] = time.perf_counter() - t0
+    Path(out).write_text(json.dumps(result))
+
+
+# ----------------------------------------------------------------------------- roofline
+def count_linear_params(model_dir: Path) -> tuple[int, dict]:
+    """Parameters of the linear layers (what a token's forward multiplies by), and the config."""
+    cfg = json.loads((model_dir / "config.json").read_text())
+    d, f, L = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"]
+    H = cfg["num_attention_heads"]
+    kv = cfg.get("num_key_value_heads") or H
+    hd = cfg.get("head_dim") or d // H
+    per_layer = d * H * hd + 2 * d * kv * hd + H * hd * d + 3 * d * f
+    return L * per_layer + cfg["vocab_size"] * d, cfg  # + the LM head
+
+
+def measure_matmul_gflops(spec: dict, hidden: int) -> float:
+    import torch
+
+    torch.set_num_threads(spec["threads"])
+    dtype = getattr(torch, spec["dtype"])
+    a = torch.randn(1024, hidden, dtype=dtype, device=spec["device"])
+    w = torch.randn(hidden, 4 * hidden, dtype=dtype, device=spec["device"])
+    best = float("inf")
+    for _ in range(5):
+        sync(spec["device"])
+        t0 = time.perf_counter()
+        for _ in range(10):
+            a @ w
+        sync(spec["device"])
+        best = min(best, (time.perf_counter() - t0) / 10)
+    return 2 * 1024 * hidden * 4 * hidden / best / 1e9
+
+
+def measure_bandwidth_gbs(spec: dict) -> float:
+    import torch
+
+    x = torch.empty(256 * 2**20, dtype=torch.uint8, device=spec["device"])
+    y = torch.empty_like(x)
+    best = float("inf")
+    for _ in range(5):
+        sync(spec["device"])
+        t0 = time.perf_counter()
+        y.copy_(x)
+        sync(spec["device"])
+        best = min(best, time.perf_counter() - t0)
+    return 2 * x.numel() / best / 1e9  # read + write
+
+
+def roofline(spec: dict, model_dir: Path, med: dict, prompt_len: float) -> str:
+    n_linear, cfg = count_linear_params(model_dir)
+    B = spec["prompts_per_step"] * spec["group_size"]
+    gen_tokens = med["tokens"]
+    if spec["device"] != "cuda":
+        # Rollout: every prompt token once per sample and every generated token, forward only.
+        # Scoring: a forward of the reference (β ≠ 0) over all tokens. Update: forward + backward to
+        # the activations (no weight gradients of the frozen base): 2N + 2N per token.
+        all_tokens = B * prompt_len + gen_tokens
+        passes = 2 + (2 if spec["beta"] else 0) + 4 + (2 if spec["num_iterations"] > 1 else 0)
+        flops = 2 * n_linear * (B * prompt_len + gen_tokens) + (passes - 2) * n_linear * all_tokens
+        rate = measure_matmul_gflops(spec, cfg["hidden_size"])
+        floor = flops / (rate * 1e9)
+        return (f"roofline (CPU): {flops / 1e9:.1f} GFLOP per step ({n_linear / 1e6:.2f}M linear params, "
+                f"{B * prompt_len + gen_tokens:.0f} rollout tokens) / {rate:.0f} GFLOP/s measured matmul rate = "
+                f"{floor:.3f} s floor; grpo_lab's step {med['step']:.3f} s is {floor / med['step']:.1%} of it")
+    import torch
+
+    bytes_per = torch.tensor([], dtype=getattr(torch, spec["dtype"])).element_size()
+    H = cfg["num_attention_heads"]
+    kv, hd = cfg.get("num_key_value_heads") or H, cfg.get("head_dim") or cfg["hidden_size"] // H
+    weights = (n_linear + (0 if cfg.get("tie_word_embeddings") else cfg["vocab_size"] * cfg["hidden_size"])) * bytes_per
+    steps = med["max_len"]  # decode iterations of the batch
+    kv_per_token = 2 * cfg["num_hidden_layers"] * kv * hd * bytes_per
+    # Σ over decode steps of (weights + KV of all rows at that context length)
+    read = steps * weights + kv_per_token * B * sum(prompt_len + t for t in range(int(steps)))
+    bw = measure_bandwidth_gbs(spec)
+    floor = read / (bw * 1e9)
+    return (f"roofline (GPU decode): {read / 1e9:.1f} GB read over {steps:.0f} decode steps / {bw:.0f} GB/s measured "
+            f"= {floor:.3f} s floor; grpo_lab's rollout {med['rollout']:.3f} s achieves {floor / med['rollout']:.1%}")
+
+
+# ----------------------------------------------------------------------------- driver
+def median(values):
+    return statistics.median(values) if values else float("nan")
+
+
+def summarise(result_steps: list[dict]) -> dict:
+    keys = ("step", "rollout", "scoring", "update", "tokens", "max_len")
+    med = {k: median([s[k] for s in result_steps]) for k in keys}
+    total_time = sum(s["step"] for s in result_steps)
+    total_tokens = sum(s["tokens"] for s in result_steps)
+    med["tok_per_s"] = total_tokens / total_time if total_time else float("nan")
+    med["s_per_1k"] = 1000 * total_time / total_tokens if total_tokens else float("nan")
+    med["mean_reward"] = sum(s.get("reward", float("nan")) for s in result_steps) / max(len(result_steps), 1)
+    return med
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--workload", choices=["micro", "qwen0.5b"], default="micro")
+    p.add_argument("--quick", action="store_true", help="one round, 1 warm-up + 5 timed steps (under a minute)")
+    p.add_argument("--rounds", type=int, default=None, help="alternating rounds per framework (default 2, quick 1)")
+    p.add_argument("--warmup", type=int, default=None, help="warm-up steps per round (not timed)")
+    p.add_argument("--steps", type=int, default=None, help="timed steps per round")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto")
+    p.add_argument("--dtype", default=None, choices=["float32", "bfloat16"],
+                   help="default: float32 on CPU, bfloat16 on GPU")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    p.add_argument("--prompts-per-step", dest="prompts_per_step", type=int, default=None)
+    p.add_argument("--group-size", dest="group_size", type=int, default=None)
+    p.add_argument("--max-new-tokens", dest="max_new_tokens", type=int, default=None)
+    p.add_argument("--prompt-tokens", dest="prompt_tokens", type=int, default=None, help="qwen0.5b: prompt length")
+    p.add_argument("--only", choices=["grpo_lab", "trl"], default=None, help="run one framework (debugging)")
+    p.add_argument("--worker", choices=["grpo_lab", "trl"], help=argparse.SUPPRESS)
+    p.add_argument("--spec", help=argparse.SUPPRESS)
+    p.add_argument("--model-dir", help=argparse.SUPPRESS)
+    p.add_argument("--out", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+
+    if args.worker:
+        worker(args.worker, json.loads(args.spec), args.model_dir, args.out)
+        return 0
+
+    import torch
+
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    args.dtype = args.dtype or ("bfloat16" if args.device == "cuda" else "float32")
+    args.threads = args.threads or torch.get_num_threads()
+    spec = workload_spec(args)
+    rounds = args.rounds or (1 if args.quick else 2)
+    work = Path(tempfile.mkdtemp(prefix="bench-vs-trl-"))
+    model_dir = build_model_dir(spec, work)
+
+    device_name = torch.cuda.get_device_name() if args.device == "cuda" else (platform.processor() or platform.machine())
+    print(f"# grpo_lab vs TRL {__import__('trl').__version__} GRPOTrainer — workload {spec['workload']}"
+          f"{' (quick)' if args.quick else ''}")
+    print(f"# device {args.device} ({device_name}), {os.cpu_count()} cores, torch {torch.__version__}, "
+          f"{spec['threads']} threads, dtype {spec['dtype']}, {time.strftime('%Y-%m-%d %H:%M')}")
+    print(f"# step: {spec['prompts_per_step']} prompts x G={spec['group_size']}, max_new_tokens "
+          f"{spec['max_new_tokens']}, T={spec['temperature']} top_p={spec['top_p']} (no top-k), LoRA r={spec['lora_r']} "
+          f"alpha={spec['lora_alpha']} on all 7 projections, beta={spec['beta']}, eps={spec['epsilon']}, "
+          f"mu={spec['num_iterations']}, loss_type={spec['loss_type']}, lr={spec['lr']}, stop: EOS only")
+    if spec["workload"] == "qwen0.5b":
+        print(f"# model: Qwen2.5-0.5B shape ({QWEN_05B['num_hidden_layers']} layers, hidden {QWEN_05B['hidden_size']}, "
+              f"vocab {QWEN_05B['vocab_size']}), random init (never emits EOS: every completion is max_new_tokens), "
+              f"prompts of {spec['prompt_tokens']} random tokens")
+        if args.device != "cuda":
+            print("# NOTE: CPU run of a 0.5B model: batch, lengths and steps are cut down to finish in minutes; "
+                  "figures are indicative only (use --device cuda for the real workload)")
+    print(f"# {rounds} alternating round(s) per framework, each a fresh subprocess: {spec['warmup']} warm-up + "
+          f"{spec['steps']} timed steps; medians over all timed steps", flush=True)
+
+    frameworks = [args.only] if args.only else ["grpo_lab", "trl"]
+    results: dict[str, list] = {f: [] for f in frameworks}
+    memory: dict[str, list] = {f: [] for f in frameworks}
+    for r in range(rounds):
+        order = frameworks if r % 2 == 0 else frameworks[::-1]
+        for framework in order:
+            out = work / f"{framework}-{r}.json"
+            env = {**os.environ, "WANDB_MODE": "disabled", "TQDM_DISABLE": "1", "HF_HUB_OFFLINE": "1",
+                   "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+                   "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+            cmd = [sys.executable, __file__, "--worker", framework, "--spec", json.dumps(spec),
+                   "--model-dir", str(model_dir), "--out", str(out)]
+            t0 = time.perf_counter()
+            proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+            if proc.returncode != 0:
+                print(proc.stdout[-3000:], proc.stderr[-6000:], file=sys.stderr)
+                raise SystemExit(f"{framework} worker failed (round {r + 1})")
+            res = json.loads(out.read_text())
+            results[framework] += res["steps"]
+            memory[framework].append(res["memory"])
+            print(f"#   round {r + 1} {framework:8s}: {len(res['steps'])} steps, median "
+                  f"{median([s['step'] for s in res['steps']]):.3f} s/step, process {time.perf_counter() - t0:.0f} s",
+                  flush=True)
+
+    summary = {f: summarise(results[f]) for f in frameworks}
+    for f in frameworks:
+        summary[f]["peak_mb"] = max(m["peak_mb"] for m in memory[f])
+        summary[f]["step_peak_mb"] = max(m["step_peak_mb"] for m in memory[f])
+    mem_name = "peak GPU MB (max_memory_allocated)" if args.device == "cuda" else "peak RSS MB (process)"
+    step_mem_name = "  growth over set-up MB" if args.device == "cuda" else "  step peak over set-up MB"
+    rows = [("s/step (median)", "step", "{:.3f}"), ("  rollout s", "rollout", "{:.3f}"),
+            ("  scoring s", "scoring", "{:.3f}"), ("  update s", "update", "{:.3f}"),
+            ("generated tokens/step (median)", "tokens", "{:.0f}"), ("longest completion (median)", "max_len", "{:.0f}"),
+            ("generated tokens/s", "tok_per_s", "{:.0f}"), ("s per 1,000 generated tokens", "s_per_1k", "{:.3f}"),
+            (mem_name, "peak_mb", "{:.0f}"), (step_mem_name, "step_peak_mb", "{:.0f}"),
+            ("mean reward (timed steps)", "mean_reward", "{:.3f}")]
+    print()
+    header = f"| {'':34s} |" + "".join(f" {f:>10s} |" for f in frameworks)
+    if len(frameworks) == 2:
+        header += f" {'TRL/grpo_lab':>12s} |"
+    print(header)
+    print("|" + "-" * 36 + "|" + "------------|" * len(frameworks) + ("--------------|" if len(frameworks) == 2 else ""))
+    for label, key, fmt in rows:
+        line = f"| {label:34s} |" + "".join(f" {fmt.format(summary[f][key]):>10s} |" for f in frameworks)
+        if len(frameworks) == 2:
+            a, b = summary["trl"][key], summary["grpo_lab"][key]
+            ratio = a / b if b and key not in ("mean_reward",) else float("nan")
+            line += f" {ratio:>12.2f} |" if ratio == ratio else f" {'':>12s} |"
+        print(line)
+    print()
+    if "grpo_lab" in summary:
+        prompt_len = _mean_prompt_len(spec, model_dir)
+        print(roofline(spec, model_dir, summary["grpo_lab"], prompt_len))
+    if len(frameworks) == 2:
+        speedup = summary["trl"]["step"] / summary["grpo_lab"]["step"]
+        per_token = summary["trl"]["s_per_1k"] / summary["grpo_lab"]["s_per_1k"]
+        print(f"speedup per 1,000 generated tokens (TRL/grpo_lab): {per_token:.2f}")
+        print(f"memory: grpo_lab {summary['grpo_lab']['peak_mb']:.0f} MB vs TRL {summary['trl']['peak_mb']:.0f} MB "
+              f"({mem_name})")
+        print(f"speedup_vs_trl={speedup:.2f}")
+    return 0
+
+
+def _mean_prompt_len(spec: dict, model_dir: Path) -> float:
+    from grpo_lab.models import load_tokenizer
+
+    tok = load_tokenizer(str(model_dir))
+    rows = prompt_rows(spec, 16)
+    return sum(len(tok(r["prompt"])["input_ids"]) for r in rows) / len(rows)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
