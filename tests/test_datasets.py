@@ -187,3 +187,21 @@ def test_countdown_never_runs_model_text(text):
     with pytest.raises(ValueError):
         evaluate_equation(text)
     assert check_equation(text, [3, 5], 8) is False
+
+
+def test_countdown_trains_end_to_end_with_its_reward(tiny_model_dir, tmp_path):
+    from grpo_lab.trainer import GRPOTrainer
+
+    path = tmp_path / "countdown.jsonl"
+    write_jsonl(path, [{"nums": [3, 5, 7], "target": 22}, {"nums": [2, 4], "target": 8}, {"nums": [9, 1], "target": 10}])
+    cfg = load_config(None, [
+        f"model.name_or_path={tiny_model_dir}", "model.dtype=float32", "model.device=cpu", "model.lora_r=4",
+        f"data.train=countdown[:2]:{path}", f"eval.exam=countdown[2:]:{path}", "data.template=micro",
+        "rewards.functions=[countdown, format]", "rewards.weights=[1.0, 0.1]",
+        "grpo.prompts_per_step=2", "grpo.group_size=2", "grpo.max_new_tokens=4", "eval.k=1",
+        f"tracking.run_dir={tmp_path / 'run'}", "tracking.wandb_mode=disabled", "tracking.progress=false",
+    ])
+    trainer = GRPOTrainer(cfg)
+    assert sorted(r["target"] for r in trainer.prompts.rows) == [8, 22]  # the exam row is not trained on
+    metrics = trainer.training_step()
+    assert "rewards/countdown_reward/mean" in metrics and metrics["rewards/countdown_reward/mean"] == 0.0
