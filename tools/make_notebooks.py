@@ -15,13 +15,16 @@ import importlib.util, os, subprocess, sys, warnings
 from pathlib import Path
 
 warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm's notice when ipywidgets is absent
+warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing")  # a transformers deprecation notice
 
 if importlib.util.find_spec("grpo_lab") is None:
     source = os.environ.get("GRPO_LAB_SOURCE") or next(
         (str(p) for p in (Path.cwd(), Path.cwd().parent) if (p / "pyproject.toml").exists()), None)
     if source is None:
         raise RuntimeError("grpo_lab is not installed: set GRPO_LAB_SOURCE to a clone (or git URL) of grpo-lab")
-    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", source])'''
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", source])
+
+%matplotlib inline'''
 
 SMOKE = '''import os
 # CI runs every notebook in a smoke mode (GRPO_LAB_SMOKE=1): few steps and samples, same code path.
@@ -850,7 +853,7 @@ def exam_scores(model):
     return {"pass@1": r.metrics["pass@1"], f"cons@{EVAL_K}": r.metrics[f"cons@{EVAL_K}"],
             "mean length": r.metrics["mean_length"], "reflection rate": r.metrics["reflection_rate"],
             "language consistency": sum(language_consistency_reward([], texts)) / len(texts),
-            "parameters": sum(p.numel() for p in model.parameters())}
+            "parameters": sum(p.numel() for n, p in model.named_parameters() if "lora_" not in n)}
 
 scores["base"] = exam_scores(AutoModelForCausalLM.from_pretrained(BASE_DIR))"""),
     md("""
