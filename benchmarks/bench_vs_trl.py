@@ -1,6 +1,6 @@
 """grpo_lab vs. TRL's GRPOTrainer: the same GRPO step, timed side by side (a benchmark, not a test).
 
-    python benchmarks/bench_vs_trl.py --workload micro            # the micro world (CPU), ~3 min
+    python benchmarks/bench_vs_trl.py --workload micro            # the micro world (CPU), ~1 min
     python benchmarks/bench_vs_trl.py --workload micro --quick    # under a minute
     python benchmarks/bench_vs_trl.py --workload qwen0.5b --device cuda --dtype bfloat16
 
@@ -14,11 +14,13 @@ EOS right after `</answer>`). Prompts are drawn from the same distribution but n
 order, so completion lengths differ a little: compare seconds per 1,000 generated tokens as well
 as seconds per step.
 
-How it is timed. Each framework runs in its own fresh subprocess (a "round": load, warm-up
-steps, timed steps), and the rounds alternate grpo_lab, TRL, grpo_lab, TRL, ... so that both
-see the same machine load, and neither's memory peak contaminates the other's. Per-step times
+How it is timed. Each framework runs in its own subprocess (so neither's memory peak
+contaminates the other's), and the driver makes their steps take turns: grpo_lab step 1, TRL
+step 1, TRL step 2, grpo_lab step 2, ... (only one runs at a time), so both see the same machine
+load even on a shared machine. Per-step times
 are split into rollout (sampling), scoring (rewards, advantages, reference/old log-probs) and
-update (forward, backward, optimiser step); medians over all timed steps of all rounds.
+update (forward, backward, optimiser step); medians over the timed steps. Idle OpenMP threads
+sleep (OMP_WAIT_POLICY=PASSIVE unless set) so the waiting worker does not spin on the cores.
 grpo_lab: `time/rollout`, `time/scoring`, `time/update` of `GRPOTrainer.training_step`.
 TRL: `_generate` is the rollout, the rest of `_generate_and_score_completions` is scoring, and
 the rest of the optimiser step (from `on_step_begin` to `on_step_end`) is the update.
@@ -68,7 +70,7 @@ def workload_spec(args) -> dict:
         spec = dict(prompts_per_step=8, group_size=8, max_new_tokens=160, temperature=1.0, top_p=1.0,
                     lora_r=16, lora_alpha=32, beta=0.04, epsilon=0.2, num_iterations=1, loss_type="bnpo",
                     scale_rewards="group", lr=1e-3, max_grad_norm=1.0, reward_weights=[1.0, 0.2], prompt_tokens=None)
-        warmup, steps = (1, 5) if args.quick else (2, 5)
+        warmup, steps = (1, 5) if args.quick else (2, 10)
     else:
         # Default sizes: a realistic GPU step; on CPU much smaller (else a step takes minutes).
         gpu = args.device == "cuda"
@@ -223,8 +225,8 @@ def run_grpo_lab(spec: dict, model_dir: Path) -> dict:
         trainer.prompts.next = lambda k: [{"question": r["question"], "answer": r["answer"]}
                                           for r in (next(feed) for _ in range(k))]
     memory = Memory(spec["device"])
-    steps = []
     for i in range(spec["warmup"] + spec["steps"]):
+        wait_for_turn()
         if i == spec["warmup"]:
             memory.start()
         sync(spec["device"])
@@ -232,13 +234,11 @@ def run_grpo_lab(spec: dict, model_dir: Path) -> dict:
         m = trainer.training_step()
         sync(spec["device"])
         wall = time.perf_counter() - t0
-        if i >= spec["warmup"]:
-            n = spec["prompts_per_step"] * spec["group_size"]
-            steps.append({"step": wall, "rollout": m["time/rollout"], "scoring": m["time/scoring"],
-                          "update": wall - m["time/rollout"] - m["time/scoring"],
-                          "tokens": m["completions/mean_length"] * n, "max_len": m["completions/max_length"],
-                          "reward": m["reward"]})
-    return {"steps": steps, "memory": memory.result()}
+        n = spec["prompts_per_step"] * spec["group_size"]
+        report({"warmup": i < spec["warmup"], "step": wall, "rollout": m["time/rollout"], "scoring": m["time/scoring"],
+                "update": wall - m["time/rollout"] - m["time/scoring"], "tokens": m["completions/mean_length"] * n,
+                "max_len": m["completions/max_length"], "reward": m["reward"]})
+    return {"memory": memory.result()}
 
 
 def run_trl(spec: dict, model_dir: Path) -> dict:
@@ -301,10 +301,9 @@ def run_trl(spec: dict, model_dir: Path) -> dict:
 
     trainer._generate, trainer._generate_and_score_completions = timed_generate, timed_gen_score
     memory = Memory(spec["device"])
-    steps = []
-
     class Clock(TrainerCallback):
         def on_step_begin(self, a, state, control, **kw):
+            wait_for_turn()
             if state.global_step == spec["warmup"]:
                 memory.start()
             timings.update(rollout=0.0, gen_score=0.0, tokens=0)
@@ -314,29 +313,38 @@ def run_trl(spec: dict, model_dir: Path) -> dict:
         def on_step_end(self, a, state, control, **kw):
             sync(spec["device"])
             wall = time.perf_counter() - self.t0
-            if state.global_step > spec["warmup"]:
-                steps.append({"step": wall, "rollout": timings["rollout"],
-                              "scoring": timings["gen_score"] - timings["rollout"],
-                              "update": wall - timings["gen_score"], "tokens": timings["tokens"],
-                              "max_len": timings["max_len"]})
+            rewards = trainer._metrics["train"].get("reward", [])  # TRL appends each generation's mean reward
+            report({"warmup": state.global_step <= spec["warmup"], "step": wall, "rollout": timings["rollout"],
+                    "scoring": timings["gen_score"] - timings["rollout"], "update": wall - timings["gen_score"],
+                    "tokens": timings["tokens"], "max_len": timings["max_len"],
+                    "reward": rewards[-1] if rewards else float("nan")})
 
     trainer.add_callback(Clock())
     trainer.train()
-    rewards = [h["reward"] for h in trainer.state.log_history if "reward" in h][spec["warmup"]:]
-    for s, r in zip(steps, rewards):
-        s["reward"] = r
-    return {"steps": steps, "memory": memory.result()}
+    return {"memory": memory.result()}
 
 
-def worker(framework: str, spec: dict, model_dir: str, out: str) -> None:
+MARK = "@@bench "  # the worker's result lines on stdout (libraries may print other lines)
+
+
+def wait_for_turn() -> None:
+    """Block until the driver says this worker may run its next step."""
+    if sys.stdin.readline().strip() != "go":
+        raise SystemExit("driver went away")
+
+
+def report(obj: dict) -> None:
+    sys.stdout.write(MARK + json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def worker(framework: str, spec: dict, model_dir: str) -> None:
     import torch
 
     torch.set_num_threads(spec["threads"])
-    t0 = time.perf_counter()
     fn = run_grpo_lab if framework == "grpo_lab" else run_trl
     result = fn(spec, Path(model_dir))
-    result["wall"] = time.perf_counter() - t0
-    Path(out).write_text(json.dumps(result))
+    report({"done": True, **result})
 
 
 # ----------------------------------------------------------------------------- roofline
@@ -424,10 +432,8 @@ def median(values):
 def summarise(result_steps: list[dict]) -> dict:
     keys = ("step", "rollout", "scoring", "update", "tokens", "max_len")
     med = {k: median([s[k] for s in result_steps]) for k in keys}
-    total_time = sum(s["step"] for s in result_steps)
-    total_tokens = sum(s["tokens"] for s in result_steps)
-    med["tok_per_s"] = total_tokens / total_time if total_time else float("nan")
-    med["s_per_1k"] = 1000 * total_time / total_tokens if total_tokens else float("nan")
+    med["s_per_1k"] = median([1000 * s["step"] / s["tokens"] for s in result_steps if s["tokens"]])
+    med["tok_per_s"] = 1000 / med["s_per_1k"]
     med["mean_reward"] = sum(s.get("reward", float("nan")) for s in result_steps) / max(len(result_steps), 1)
     return med
 
@@ -436,7 +442,6 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--workload", choices=["micro", "qwen0.5b"], default="micro")
     p.add_argument("--quick", action="store_true", help="one round, 1 warm-up + 5 timed steps (under a minute)")
-    p.add_argument("--rounds", type=int, default=None, help="alternating rounds per framework (default 2, quick 1)")
     p.add_argument("--warmup", type=int, default=None, help="warm-up steps per round (not timed)")
     p.add_argument("--steps", type=int, default=None, help="timed steps per round")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto")
@@ -451,11 +456,10 @@ def main(argv=None) -> int:
     p.add_argument("--worker", choices=["grpo_lab", "trl"], help=argparse.SUPPRESS)
     p.add_argument("--spec", help=argparse.SUPPRESS)
     p.add_argument("--model-dir", help=argparse.SUPPRESS)
-    p.add_argument("--out", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
     if args.worker:
-        worker(args.worker, json.loads(args.spec), args.model_dir, args.out)
+        worker(args.worker, json.loads(args.spec), args.model_dir)
         return 0
 
     import torch
@@ -465,7 +469,6 @@ def main(argv=None) -> int:
     args.dtype = args.dtype or ("bfloat16" if args.device == "cuda" else "float32")
     args.threads = args.threads or torch.get_num_threads()
     spec = workload_spec(args)
-    rounds = args.rounds or (1 if args.quick else 2)
     work = Path(tempfile.mkdtemp(prefix="bench-vs-trl-"))
     model_dir = build_model_dir(spec, work)
 
@@ -473,7 +476,8 @@ def main(argv=None) -> int:
     print(f"# grpo_lab vs TRL {__import__('trl').__version__} GRPOTrainer — workload {spec['workload']}"
           f"{' (quick)' if args.quick else ''}")
     print(f"# device {args.device} ({device_name}), {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"{spec['threads']} threads, dtype {spec['dtype']}, {time.strftime('%Y-%m-%d %H:%M')}")
+          f"{spec['threads']} threads (OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'PASSIVE')}), "
+          f"dtype {spec['dtype']}, {time.strftime('%Y-%m-%d %H:%M')}")
     print(f"# step: {spec['prompts_per_step']} prompts x G={spec['group_size']}, max_new_tokens "
           f"{spec['max_new_tokens']}, T={spec['temperature']} top_p={spec['top_p']} (no top-k), LoRA r={spec['lora_r']} "
           f"alpha={spec['lora_alpha']} on all 7 projections, beta={spec['beta']}, eps={spec['epsilon']}, "
@@ -485,37 +489,52 @@ def main(argv=None) -> int:
         if args.device != "cuda":
             print("# NOTE: CPU run of a 0.5B model: batch, lengths and steps are cut down to finish in minutes; "
                   "figures are indicative only (use --device cuda for the real workload)")
-    print(f"# {rounds} alternating round(s) per framework, each a fresh subprocess: {spec['warmup']} warm-up + "
-          f"{spec['steps']} timed steps; medians over all timed steps", flush=True)
+    print(f"# each framework in its own subprocess; their steps alternate (grpo_lab, TRL, TRL, grpo_lab, ...): "
+          f"{spec['warmup']} warm-up + {spec['steps']} timed steps each; medians over the timed steps", flush=True)
 
     frameworks = [args.only] if args.only else ["grpo_lab", "trl"]
+    # Idle OpenMP threads sleep instead of spinning (OMP_WAIT_POLICY=PASSIVE): the worker waiting
+    # for its turn must not steal the cores of the one that runs. Same setting for both.
+    env = {"OMP_WAIT_POLICY": "PASSIVE", **os.environ, "WANDB_MODE": "disabled", "TQDM_DISABLE": "1", "HF_HUB_OFFLINE": "1",
+           "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+           "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    procs, logs = {}, {}
+    for framework in frameworks:  # both load in parallel; their steps then take turns
+        logs[framework] = open(work / f"{framework}.stderr", "w+")
+        procs[framework] = subprocess.Popen(
+            [sys.executable, __file__, "--worker", framework, "--spec", json.dumps(spec), "--model-dir", str(model_dir)],
+            env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=logs[framework], text=True, bufsize=1)
+
+    def read_result(framework: str) -> dict:
+        for line in procs[framework].stdout:
+            if line.startswith(MARK):
+                return json.loads(line[len(MARK):])
+        logs[framework].seek(0)
+        print(logs[framework].read()[-6000:], file=sys.stderr)
+        raise SystemExit(f"the {framework} worker failed (its stderr is above)")
+
     results: dict[str, list] = {f: [] for f in frameworks}
-    memory: dict[str, list] = {f: [] for f in frameworks}
-    for r in range(rounds):
-        order = frameworks if r % 2 == 0 else frameworks[::-1]
+    memory: dict[str, dict] = {}
+    total = spec["warmup"] + spec["steps"]
+    for i in range(total):
+        order = frameworks if i % 2 == 0 else frameworks[::-1]  # who goes first alternates too
         for framework in order:
-            out = work / f"{framework}-{r}.json"
-            env = {**os.environ, "WANDB_MODE": "disabled", "TQDM_DISABLE": "1", "HF_HUB_OFFLINE": "1",
-                   "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-                   "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-            cmd = [sys.executable, __file__, "--worker", framework, "--spec", json.dumps(spec),
-                   "--model-dir", str(model_dir), "--out", str(out)]
-            t0 = time.perf_counter()
-            proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-            if proc.returncode != 0:
-                print(proc.stdout[-3000:], proc.stderr[-6000:], file=sys.stderr)
-                raise SystemExit(f"{framework} worker failed (round {r + 1})")
-            res = json.loads(out.read_text())
-            results[framework] += res["steps"]
-            memory[framework].append(res["memory"])
-            print(f"#   round {r + 1} {framework:8s}: {len(res['steps'])} steps, median "
-                  f"{median([s['step'] for s in res['steps']]):.3f} s/step, process {time.perf_counter() - t0:.0f} s",
-                  flush=True)
+            procs[framework].stdin.write("go\n")
+            procs[framework].stdin.flush()
+            res = read_result(framework)
+            if not res["warmup"]:
+                results[framework].append(res)
+        print(f"#   step {i + 1}/{total}{' (warm-up)' if i < spec['warmup'] else ''}: "
+              + ", ".join(f"{f} {results[f][-1]['step'] if i >= spec['warmup'] else res['step']:.3f} s"
+                          for f in frameworks if i >= spec["warmup"]), flush=True)
+    for framework in frameworks:
+        memory[framework] = read_result(framework)["memory"]
+        procs[framework].wait()
 
     summary = {f: summarise(results[f]) for f in frameworks}
     for f in frameworks:
-        summary[f]["peak_mb"] = max(m["peak_mb"] for m in memory[f])
-        summary[f]["step_peak_mb"] = max(m["step_peak_mb"] for m in memory[f])
+        summary[f]["peak_mb"] = memory[f]["peak_mb"]
+        summary[f]["step_peak_mb"] = memory[f]["step_peak_mb"]
     mem_name = "peak GPU MB (max_memory_allocated)" if args.device == "cuda" else "peak RSS MB (process)"
     step_mem_name = "  growth over set-up MB" if args.device == "cuda" else "  step peak over set-up MB"
     rows = [("s/step (median)", "step", "{:.3f}"), ("  rollout s", "rollout", "{:.3f}"),

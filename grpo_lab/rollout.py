@@ -262,7 +262,7 @@ def _sample_lean(model, prompt_ids, prompt_mask, num_samples, max_new_tokens, te
     first = slice(None, None, num_samples)  # one row per prompt: the samples of a prompt are contiguous
     dec = LeanDecoder(model, batch // num_samples, prompt_len + max_new_tokens)
     logits = dec.forward(prompt_ids[first], positions[first], mask[first], start=0)
-    dec.repeat_interleave(num_samples)
+    dec.repeat_interleave(num_samples, end=prompt_len)
     logits = logits.repeat_interleave(num_samples, dim=0)
     next_position = positions[:, -1] + 1
 
@@ -366,9 +366,17 @@ class LeanDecoder:
         cos, sin = inner.rotary_emb(self.embed[:1][None], all_positions)
         self.cos, self.sin = cos[0], sin[0]  # (max_len, head_dim)
 
-    def repeat_interleave(self, n: int) -> None:
-        """Copy every slot n times (slot i becomes slots i·n … i·n + n - 1): one prefill, n samples."""
-        self.cache = [(k.repeat_interleave(n, dim=0), v.repeat_interleave(n, dim=0)) for k, v in self.cache]
+    def repeat_interleave(self, n: int, end: int) -> None:
+        """Copy every slot n times (slot i becomes slots i·n … i·n + n - 1): one prefill, n samples.
+
+        Only the columns written so far (before `end`) are copied.
+        """
+        def repeat(buffer: torch.Tensor) -> torch.Tensor:
+            out = buffer.new_empty((buffer.size(0) * n, *buffer.shape[1:]))
+            out[:, :, :end] = buffer[:, :, :end].repeat_interleave(n, dim=0)
+            return out
+
+        self.cache = [(repeat(k), repeat(v)) for k, v in self.cache]
 
     def keep(self, slots: torch.Tensor, end: int) -> None:
         """Keep only these batch slots in the cache (finished rows leave); columns from `end` on are unwritten."""

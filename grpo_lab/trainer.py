@@ -272,7 +272,7 @@ class GRPOTrainer:
         """Split the batch into (rows, part) pieces of similar length, each without its dead padding.
 
         Rows are sorted by completion length and cut into `grpo.micro_batch_size` rows per piece (0:
-        a quarter of the batch, at least 8 rows). Each piece keeps only its own columns: from its
+        an eighth of the batch, at least 8 rows). Each piece keeps only its own columns: from its
         longest prompt's first token (prompts are left-padded) to its longest completion's last.
         Cutting columns that are padding in every row of the piece changes nothing for the real
         tokens (positions come from the mask), and the loss normalisers are the whole batch's, so
@@ -282,7 +282,7 @@ class GRPOTrainer:
         """
         n = batch["input_ids"].size(0)
         P = batch["input_ids"].size(1) - batch["completion_ids"].size(1)
-        size = self.config.grpo.micro_batch_size or max(8, -(-n // 4))
+        size = self.config.grpo.micro_batch_size or max(8, -(-n // 8))
         lengths = batch["completion_mask"].sum(1)
         order = torch.argsort(lengths, stable=True)
         pad_left = (batch["attention_mask"][:, :P] == 0).sum(1)  # each prompt's left padding
