@@ -136,6 +136,7 @@ def test_micro_student_is_smaller_and_saves_like_a_hub_model(tmp_path, tiny_mode
 
     from grpo_lab.sft import num_parameters
 
+    assert micro_student()[0].config.num_hidden_layers == 2  # the default keeps 2 layers
     student, tok = micro_student(hidden_size=32, num_layers=1)
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     assert num_parameters(student) < 60_000

@@ -986,8 +986,10 @@ fig"""),
     md("""
 ## Stage 4 · Distillation into a smaller model
 
-The student is a quarter of the base model's size: 64 wide and 1 layer instead of 128 and 2,
-pretrained on the same corpus with the same number of steps (`grpo_lab.micro_world.pretrain`).
+The student has a quarter of the base model's parameters: 64 wide instead of 128, with the same
+2 layers (a 1-layer student, tried while building this notebook, cannot copy operands back from
+the question and learns almost nothing). It is pretrained on the same corpus for the same
+number of steps (`grpo_lab.micro_world.pretrain`).
 It is compared three ways, as in R1 §4.1: the small base model as is; with the R1-Zero recipe
 (GRPO on the small model itself, same steps as stage 2); and **distilled** (SFT on the teacher's
 correct samples from stage 3). A randomly initialised student of the same size, distilled on the
@@ -996,7 +998,7 @@ same samples, shows what pretraining contributes.
     code("""from grpo_lab.micro_world import PretrainConfig, pretrain
 from grpo_lab.sft import micro_student
 
-SMALL_DIR = pretrain(f"{OUT}/small_base", PretrainConfig(hidden_size=64, intermediate_size=256, num_layers=1,
+SMALL_DIR = pretrain(f"{OUT}/small_base", PretrainConfig(hidden_size=64, intermediate_size=256, num_layers=2,
                      steps=STUDENT_PRETRAIN_STEPS, seed=SEED), progress=False)
 scores["4a small base"] = exam_scores(AutoModelForCausalLM.from_pretrained(SMALL_DIR))
 
@@ -1008,7 +1010,7 @@ student, _ = fine_tune(SMALL_DIR, kept)
 scores["4c small, distilled"] = exam_scores(student)
 
 # From random weights: the same samples, with a pretraining-sized learning rate.
-scratch, _ = micro_student(hidden_size=64, num_layers=1, seed=SEED)
+scratch, _ = micro_student(hidden_size=64, num_layers=2, seed=SEED)
 train_sft(scratch, tokenizer, [r["prompt"] for r in kept], [r["completion"] for r in kept],
           SFTConfig(epochs=2, batch_size=16, lr=3e-3, seed=SEED))
 scores["4d random init, distilled"] = exam_scores(scratch)"""),
