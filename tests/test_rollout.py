@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
 from grpo_lab.grpo import selective_log_probs
 from grpo_lab.micro_world import prompt_for
 from grpo_lab.models import load_tokenizer
-from grpo_lab.rollout import generate, sample_token
+from grpo_lab.rollout import LeanDecoder, generate, sample_token
 
 
 def _load(path):
@@ -77,3 +78,94 @@ def test_training_forward_log_probs_match_an_unpadded_forward(tiny_model_dir):
             alone = model(input_ids=real).logits[:, -n - 1 : -1]
             expected = selective_log_probs(alone, real[:, -n:])[0]
             torch.testing.assert_close(batched[i, :n], expected, atol=1e-5, rtol=1e-5)
+
+
+# ------------------------------------------------------------------ the lean decoder (issue 5)
+def _lora_model(path, seed=0):
+    """The model with LoRA adapters whose B is random, so that the adapters change the logits."""
+    from grpo_lab.config import ModelConfig
+    from grpo_lab.models import add_lora
+
+    model, tok = _load(path)
+    model = add_lora(model, ModelConfig(lora_r=4, lora_alpha=8))
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.copy_(0.2 * torch.randn(p.shape, generator=g))
+    return model, tok
+
+
+def _micro_model_dir():
+    from grpo_lab.micro_world import DEFAULT_MODEL_DIR
+
+    return DEFAULT_MODEL_DIR if (DEFAULT_MODEL_DIR / "model.safetensors").exists() else None
+
+
+@pytest.mark.parametrize("which", ["tiny_qwen2", "micro_llama"])
+@pytest.mark.parametrize("temperature, top_p, stops", [(1.0, 1.0, ("</answer>",)), (0.6, 0.95, ()), (1.3, 1.0, ())])
+def test_lean_decoder_samples_the_same_tokens_as_the_hf_forward(tiny_model_dir, which, temperature, top_p, stops):
+    """Equal learning: for a fixed generator the lean decoder (merged LoRA, static cache, compaction,
+    one prefill per prompt) draws exactly the tokens that the Hugging Face forward draws."""
+    path = tiny_model_dir if which == "tiny_qwen2" else _micro_model_dir()
+    if path is None:
+        pytest.skip("the micro model is not built")
+    model, tok = _lora_model(path)
+    assert LeanDecoder.unsupported_reason(model) is None
+    prompts = [prompt_for("1 + 2 = ?"), prompt_for("3 + 4 + 5 + 6 + 7 = ?"), prompt_for("9 + 9 = ?")]
+    runs = {}
+    for decoder in ("hf", "lean"):
+        runs[decoder] = generate(model, tok, prompts, num_samples=4, max_new_tokens=40, temperature=temperature,
+                                 top_p=top_p, stop_strings=stops, generator=torch.Generator().manual_seed(7),
+                                 decoder=decoder)
+    hf, lean = runs["hf"], runs["lean"]
+    assert torch.equal(hf.completion_ids, lean.completion_ids)
+    assert torch.equal(hf.completion_mask, lean.completion_mask)
+    assert torch.equal(hf.truncated, lean.truncated)
+    assert hf.completions == lean.completions
+    assert len(set(lean.lengths.tolist())) > 1, "rows should finish at different steps (exercises compaction)"
+
+
+def test_lean_decoder_logits_match_a_full_recompute(tiny_model_dir):
+    """Step by step through the static cache = one full forward over the whole left-padded sequence."""
+    model, tok = _lora_model(tiny_model_dir, seed=1)
+    model.eval()
+    enc = tok([prompt_for("1 + 2 = ?"), prompt_for("3 + 4 + 5 + 6 + 7 + 8 = ?")], return_tensors="pt",
+              padding=True, padding_side="left")
+    ids, mask = enc["input_ids"], enc["attention_mask"]
+    new = torch.randint(2, len(tok), (2, 6), generator=torch.Generator().manual_seed(0))
+    full_ids = torch.cat([ids, new], 1)
+    full_mask = torch.cat([mask, torch.ones_like(new)], 1)
+    positions = (full_mask.cumsum(-1) - 1).clamp(min=0)
+    P = ids.size(1)
+    with torch.no_grad():
+        expected = model(input_ids=full_ids, attention_mask=full_mask, position_ids=positions).logits
+        dec = LeanDecoder(model, batch=2, max_len=full_ids.size(1))
+        got = [dec.forward(ids, positions[:, :P], full_mask.bool(), start=0)]
+        for t in range(new.size(1)):
+            got.append(dec.forward(new[:, t : t + 1], positions[:, P + t : P + t + 1], full_mask.bool(), start=P + t))
+    got = torch.stack(got, 1)  # logits after the prompt and after each new token
+    torch.testing.assert_close(got, expected[:, P - 1 :], atol=1e-5, rtol=1e-5)
+
+
+def test_lean_decoder_declines_what_it_cannot_compute(tiny_model_dir):
+    model, tok = _load(tiny_model_dir)
+    assert LeanDecoder.unsupported_reason(model) is None
+    handle = model.lm_head.register_forward_hook(lambda m, i, o: o)
+    assert "hook" in LeanDecoder.unsupported_reason(model)
+    handle.remove()
+    model.config.hidden_act = "gelu"
+    assert "hidden_act" in LeanDecoder.unsupported_reason(model)
+    with pytest.raises(ValueError, match="decoder"):
+        generate(model, tok, [prompt_for("1 + 2 = ?")], max_new_tokens=2, decoder="fast")
+
+
+def test_lean_decoder_leaves_adapters_and_modes_as_they_were(tiny_model_dir):
+    """Merging is a copy for the rollout: the adapters, base weights and train/eval mode are untouched."""
+    model, tok = _lora_model(tiny_model_dir)
+    model.train()
+    before = {n: p.clone() for n, p in model.named_parameters()}
+    generate(model, tok, [prompt_for("1 + 2 = ?")], num_samples=2, max_new_tokens=5, decoder="lean")
+    assert model.training
+    for n, p in model.named_parameters():
+        assert torch.equal(p, before[n]), n
