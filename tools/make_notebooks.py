@@ -369,8 +369,9 @@ NOTEBOOKS["02_rewards"] = [
 R1-Zero used only **rule-based** rewards (R1 §2.2.2): an accuracy reward (is the final answer
 right?) and a format reward (is the reasoning inside `<think>…</think>` and the answer inside
 `<answer>…</answer>`?). No neural reward model — because a learned reward can be *hacked*. This
-notebook scores real completions with grpo-lab's rewards, then trains with a format-only reward to
-show a policy that satisfies the rule without solving anything.
+notebook scores completions with grpo-lab's rewards, then trains with rewards that do not check
+the answer: one gives GRPO nothing to learn, the other is hacked — the policy satisfies the rule
+and stops solving the task.
 """),
     code(INSTALL),
     code(SMOKE + """
@@ -406,34 +407,63 @@ the think part. Every word the micro model can write is English, so it cannot mi
 notebook 08 shows what this reward does there.
 """),
     md("""
-## Reward hacking: train on the format reward alone
+## Rewards that can be satisfied without solving the task
 
-The base model already writes the format almost always, so a format-only reward gives GRPO
-almost no signal about answers. Accuracy is not rewarded, so nothing stops it from drifting.
+Two runs of the micro R1-Zero recipe, each with a single reward that does not check the answer:
+
+- **format only.** The base model already writes the format almost always, so every sample
+  scores 1: within each group all rewards are equal, every advantage is 0
+  (`frac_reward_zero_std` = 1), and GRPO has nothing to learn from.
+- **language consistency only.** In the micro world every word is English, and the only words
+  an answer can put in its think part are the check phrase "wait , let me check"; plain
+  arithmetic has no words and scores 0 (see the table above). So this reward can be earned by
+  writing the check phrase, whether or not the sum is right.
 """),
     code("""from grpo_lab import load_config
 from grpo_lab.cli import packaged_config
 from grpo_lab.trainer import run_or_load
 
-cfg = load_config(packaged_config("micro_r1_zero"), [
-    f"grpo.steps={STEPS}", f"eval.k={EVAL_K}", f"eval.every={max(STEPS // 3, 1)}",
-    "rewards.functions=[format]", "rewards.weights=[1.0]", f"tracking.run_dir={RUNS}/02_format_only", "name=format_only",
-    "tracking.progress=false"])
-df = run_or_load(cfg)
-df[["step", "rewards/format_reward/mean", "accuracy", "completions/mean_length"]].dropna().iloc[[0, -1]]"""),
-    code("""summary = df.attrs["summary"]
-fmt = df["rewards/format_reward/mean"].dropna()
-print(f"format reward: first step {fmt.iloc[0]:.3f}, last step {fmt.iloc[-1]:.3f}")
-print(f"exam pass@1:   step 0 {summary['step0']['pass@1']:.3f}, final {summary['final']['pass@1']:.3f}")
-print(f"mean length:   step 0 {summary['step0']['mean_length']:.1f}, final {summary['final']['mean_length']:.1f}")"""),
+def one_reward_run(name, reward):
+    cfg = load_config(packaged_config("micro_r1_zero"), [
+        f"grpo.steps={STEPS}", f"eval.k={EVAL_K}", f"eval.every={max(STEPS // 3, 1)}", f"name={name}",
+        f"rewards.functions=[{reward}]", "rewards.weights=[1.0]", f"tracking.run_dir={RUNS}/02_{name}",
+        "tracking.progress=false"])
+    return run_or_load(cfg)
+
+runs = {"format only": one_reward_run("format_only", "format"),
+        "language consistency only": one_reward_run("language_only", "language_consistency")}"""),
+    code("""import pandas as pd
+
+rows = {}
+for name, df in runs.items():
+    s, train = df.attrs["summary"], df.dropna(subset=["reward"])
+    rows[name] = {"reward, first step": train["reward"].iloc[0], "reward, last step": train["reward"].iloc[-1],
+                  "frac_reward_zero_std (mean)": train["frac_reward_zero_std"].mean(),
+                  "exam pass@1, step 0": s["step0"]["pass@1"], "exam pass@1, final": s["final"]["pass@1"],
+                  "reflection, step 0": s["step0"]["reflection_rate"], "reflection, final": s["final"]["reflection_rate"],
+                  "length, step 0": s["step0"]["mean_length"], "length, final": s["final"]["mean_length"]}
+pd.DataFrame(rows).round(3)"""),
+    code("""from grpo_lab.plots import compare_runs
+
+compare_runs(runs, "eval/pass@1")"""),
+    code("""from grpo_lab.evaluate import load_eval_samples
+
+hacked = load_eval_samples(f"{RUNS}/02_language_only", "last")
+for row in hacked.head(3).itertuples():
+    print(f"{'right' if row.correct else 'wrong'}:{row.completion}")"""),
     md("""
 ## Takeaways
 
 - Rewards are plain functions `f(prompts, completions, **columns) -> list[float]`; a new one is a
   few lines, and a function that raises or returns NaN is reported by name and completion index.
-- A reward the policy can satisfy without solving the task teaches nothing about the task:
-  compare the format reward with the exam pass@1 printed above. R1-Zero avoided learned reward models
-  for this reason; rule-based accuracy is much harder to game.
+- A reward that every sample already earns gives no signal: GRPO learns from differences
+  *within* a group (`frac_reward_zero_std`).
+- A reward with a loophole gets hacked: compare the language-only run's reward and reflection
+  rate with its exam pass@1 in the table. The policy learns to write the words the rule counts,
+  not to add. The same "wait , let me check" that emerges *with* higher accuracy when only
+  accuracy is rewarded (notebook 00) is worthless when the phrase itself is rewarded — which is
+  why R1-Zero rewarded only checkable outcomes (and why R1 adds the language reward to accuracy
+  rather than using it alone).
 """),
 ]
 
