@@ -648,9 +648,10 @@ by_lexicon.round(3)"""),
     code("""ax = by_lexicon.plot(marker="o", figsize=(6, 3.5), title="fraction of exam answers with a reflection")
 ax.set_ylabel("reflection rate"); ax.grid(alpha=0.3)"""),
     md("""
-The micro world's reflection marker is "wait , let me check", so lexicons with "wait" see it and
-the understand-r1-zero list (which has no "wait") sees nothing: a keyword count measures a
-vocabulary, which is why papers disagree about when "aha" appears.
+The micro world's reflection marker is "wait , let me check". The default list and SimpleRL-Zoo's
+(both have "wait") see it; understand-r1-zero's list has no "wait", and Open-Reasoner-Zero's
+case-sensitive regex wants "wait," with no space before the comma, so both see nothing. A
+keyword count measures a vocabulary, which is one reason papers disagree about when "aha" appears.
 
 ## Real aha completions from the run
 """),

@@ -76,10 +76,18 @@ def scrub(text, paths):
 
 
 def check(path: Path) -> list[str]:
+    """Size and machine paths (in sources and text outputs; images are base64 and skipped)."""
     problems = []
-    raw = path.read_text()
     if path.stat().st_size > MAX_BYTES:
         problems.append(f"{path.name} is {path.stat().st_size / 1e6:.1f} MB (limit 2 MB)")
+    nb = nbformat.read(path, as_version=4)
+    texts = []
+    for cell in nb.cells:
+        texts.append(cell.source)
+        for out in cell.get("outputs", []):
+            texts.append(str(out.get("text", "")))
+            texts += [str(v) for k, v in out.get("data", {}).items() if not k.startswith("image/")]
+    raw = "\n".join(texts)
     for p in machine_paths():
         if p in raw:
             problems.append(f"{path.name} contains the machine path {p}")
