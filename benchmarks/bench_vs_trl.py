@@ -253,7 +253,9 @@ def run_grpo_lab(spec: dict, model_dir: Path) -> dict:
         report({"warmup": i < spec["warmup"], "step": wall, "rollout": m["time/rollout"], "scoring": m["time/scoring"],
                 "update": wall - m["time/rollout"] - m["time/scoring"], "tokens": m["completions/mean_length"] * n,
                 "max_len": m["completions/max_length"], "reward": m["reward"]})
-    return {"memory": memory.result()}
+    result = {"memory": memory.result()}
+    wait_for_turn()  # the driver's last "go": nothing of ours runs while the other worker steps
+    return result
 
 
 def run_trl(spec: dict, model_dir: Path) -> dict:
@@ -331,10 +333,14 @@ def run_trl(spec: dict, model_dir: Path) -> dict:
                     "scoring": timings["gen_score"] - timings["rollout"], "update": wall - timings["gen_score"],
                     "tokens": timings["tokens"], "max_len": timings["max_len"],
                     "reward": rewards[-1] if rewards else float("nan")})
+            if state.global_step == total:
+                memory_result.update(memory.result())
+                wait_for_turn()  # train()'s teardown must not overlap the other worker's last step
 
+    memory_result: dict = {}
     trainer.add_callback(Clock())
     trainer.train()
-    return {"memory": memory.result()}
+    return {"memory": memory_result}
 
 
 MARK = "@@bench "  # the worker's result lines on stdout (libraries may print other lines)
@@ -550,7 +556,9 @@ def main(argv=None) -> int:
         print(f"#   step {i + 1}/{total}{' (warm-up)' if i < spec['warmup'] else ''}: "
               + ", ".join(f"{f} {results[f][-1]['step'] if i >= spec['warmup'] else res['step']:.3f} s"
                           for f in frameworks if i >= spec["warmup"]), flush=True)
-    for framework in frameworks:
+    for framework in frameworks:  # one at a time: each worker finishes (TRL's teardown) alone
+        procs[framework].stdin.write("go\n")
+        procs[framework].stdin.flush()
         memory[framework] = read_result(framework)["memory"]
         procs[framework].wait()
 
