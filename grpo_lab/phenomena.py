@@ -264,6 +264,18 @@ def _last_value(segment: str) -> tuple[str, Fraction] | None:
     return raw, Fraction(raw.replace(",", ""))
 
 
+def _marker_spans(text: str, matches: list[re.Match[str]]) -> list[tuple[int, int]]:
+    """Marker matches as (start, end) spans, merging markers with only punctuation and spaces
+    between them: "wait , let me check" is one reflection, not two with nothing in between."""
+    spans: list[tuple[int, int]] = []
+    for m in matches:
+        if spans and not re.search(r"\w", text[spans[-1][1] : m.start()]):
+            spans[-1] = (spans[-1][0], m.end())
+        else:
+            spans.append((m.start(), m.end()))
+    return spans
+
+
 def find_aha_examples(
     completions: Sequence[str],
     correct: Sequence[bool],
@@ -299,19 +311,19 @@ def find_aha_examples(
         if not ok:
             continue
         reasoning = _think_or_body(text)
-        markers = find_reflections(reasoning, lexicon)
-        for j, marker in enumerate(markers):
-            seg_start = markers[j - 1].end() if j > 0 else 0
-            seg_end = markers[j + 1].start() if j + 1 < len(markers) else len(reasoning)
-            before = _last_value(reasoning[seg_start : marker.start()])
-            after = _last_value(reasoning[marker.end() : seg_end])
+        markers = _marker_spans(reasoning, find_reflections(reasoning, lexicon))
+        for j, (start, end) in enumerate(markers):
+            seg_start = markers[j - 1][1] if j > 0 else 0
+            seg_end = markers[j + 1][0] if j + 1 < len(markers) else len(reasoning)
+            before = _last_value(reasoning[seg_start:start])
+            after = _last_value(reasoning[end:seg_end])
             if before is None or after is None or before[1] == after[1]:
                 continue
             examples.append(
                 {
                     "index": index,
                     "text": text,
-                    "marker": marker.group(0),
+                    "marker": reasoning[start:end],
                     "before": before[0],
                     "after": after[0],
                     "excerpt": reasoning[seg_start:seg_end].strip(),

@@ -127,6 +127,15 @@ def test_find_aha_examples_finds_a_corrected_value():
     assert example["text"] == AHA
 
 
+def test_find_aha_examples_treats_adjacent_markers_as_one_reflection():
+    # The micro world's check phrase holds two default markers ("wait", "let me check") with only
+    # punctuation between them; the correction spans the whole phrase.
+    text = (" <think> 1 + 6 + 8 + 9 = 24 . 24 + 4 + 1 + 9 + 7 = 46 . wait , let me check : 24 + 4 = 28 ,"
+            " 28 + 1 = 29 , 29 + 9 = 38 , 38 + 7 = 45 . </think> <answer> 45 </answer>")
+    [example] = find_aha_examples([text], [True])
+    assert (example["marker"], example["before"], example["after"]) == ("wait , let me check", "46", "45")
+
+
 def test_find_aha_examples_skips_incorrect_completions():
     assert find_aha_examples([AHA], [False]) == []
 
