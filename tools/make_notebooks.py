@@ -658,9 +658,10 @@ keyword count measures a vocabulary, which is one reason papers disagree about w
     code("""from grpo_lab.phenomena import find_aha_examples
 
 last = load_eval_samples(RUN_DIR, "last")
-examples = find_aha_examples(last["completion"].tolist(), last["correct"].tolist(), max_examples=3)
-print(f"{len(examples)} examples (at most 3) of a reflection that changed a value and ended right\\n")
-for ex in examples:
+examples = find_aha_examples(last["completion"].tolist(), last["correct"].tolist(), max_examples=len(last))
+print(f"{len(examples)} of {len(last)} exam answers at step {last.attrs['step']} end right after a reflection "
+      "changed a value; three of them:\\n")
+for ex in examples[:3]:
     print(f"[{ex['marker']}] {ex['before']} → {ex['after']}:{ex['text']}\\n")"""),
     md("## Reflection in correct vs incorrect answers, step 0 and the end"),
     code("""rows = []
