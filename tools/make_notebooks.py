@@ -37,14 +37,13 @@ RUNS = os.environ.get("GRPO_LAB_RUNS") or ("runs-smoke" if SMOKE else "runs")'''
 # executes first trains it; the others load it (grpo_lab.trainer.run_or_load).
 DEMO_PARAMS = '''
 SEED = 0                             # the demo recipe's seed; notebooks 00, 04, 05 and 06 share this run
-STEPS = 6 if SMOKE else 250          # RL steps (8 prompts x 8 samples each)
 EVAL_K = 4 if SMOKE else 16          # exam samples per question (R1: 16 for AIME pass@1)
-EVAL_EVERY = 3 if SMOKE else 25
+# Full mode runs `make demo`'s recipe as it stands in grpo_lab/configs/micro_r1_zero.yaml; smoke mode shortens it.
+SHORTEN = ["grpo.steps=6", "eval.every=3", "tracking.log_completions_every=2"] if SMOKE else []
 RUN_DIR = f"{RUNS}/micro_r1_zero-seed{SEED}"'''
 
 DEMO_CONFIG = '''cfg = load_config(packaged_config("micro_r1_zero"), [
-    f"grpo.seed={SEED}", f"grpo.steps={STEPS}", f"eval.k={EVAL_K}", f"eval.every={EVAL_EVERY}",
-    f"tracking.run_dir={RUN_DIR}", "tracking.progress=false", f"tracking.log_completions_every={2 if SMOKE else 25}"])'''
+    f"grpo.seed={SEED}", f"eval.k={EVAL_K}", f"tracking.run_dir={RUN_DIR}", "tracking.progress=false", *SHORTEN])'''
 
 
 def md(text):
@@ -69,7 +68,7 @@ fine-tuning, only rule-based rewards for a correct answer and for the
 2. **responses grew longer** — the model learned to spend more tokens thinking,
 3. **reflection appeared more often** — "wait, wait… let me re-check" (the "aha moment").
 
-This notebook runs the whole experiment on a laptop CPU in a few minutes, in grpo-lab's *micro
+This notebook runs the whole experiment on a laptop CPU in about ten minutes, in grpo-lab's *micro
 world*: a 0.5M-parameter Llama that the project pretrained itself on sums of single digits. Then
 it shows the three R1-Zero figures. Nothing here rewards length or reflection: the rewards are
 accuracy (1 if the answer is right) plus 0.2 × format.
@@ -375,7 +374,7 @@ and stops solving the task.
 """),
     code(INSTALL),
     code(SMOKE + """
-STEPS = 4 if SMOKE else 60
+STEPS = 4 if SMOKE else 100
 EVAL_K = 4 if SMOKE else 16"""),
     md("## The rewards, on hand-written completions"),
     code("""# NBVAL_CHECK_OUTPUT
@@ -764,13 +763,13 @@ Each ablation changes one thing in the micro R1-Zero recipe and reruns it on the
 | full fine-tuning vs LoRA | does LoRA (r = 16) lose anything here? |
 | coin-flip rewards | do the phenomena come from the reward signal at all? |
 
-Runs are shorter than the main job (150 steps); one figure each.
+Runs are half as long as the main job (250 steps at its learning rate); one figure each.
 """),
     code(INSTALL),
     code(SMOKE + """
-STEPS = 3 if SMOKE else 150
+STEPS = 3 if SMOKE else 250
 EVAL_K = 2 if SMOKE else 16
-EVAL_EVERY = 3 if SMOKE else 25"""),
+EVAL_EVERY = 3 if SMOKE else 50"""),
     code("""from grpo_lab import load_config
 from grpo_lab.cli import packaged_config
 from grpo_lab.plots import compare_runs
@@ -803,7 +802,7 @@ compare_runs({k: runs[k] for k in ("G = 4", "GRPO (baseline)", "G = 16")}, "eval
 compare_runs({"beta = 0.04": runs["GRPO (baseline)"], "beta = 0": runs["beta = 0"]}, "kl")"""),
     md("## LoRA (r = 16) vs full fine-tuning"),
     code("""runs["full fine-tuning"] = ablation("full_ft", "model.use_lora=false", "grpo.lr=1e-4")
-compare_runs({"LoRA r=16, lr 1e-3": runs["GRPO (baseline)"], "full FT, lr 1e-4": runs["full fine-tuning"]}, "eval/pass@1")"""),
+compare_runs({"LoRA r=16 (the recipe's lr)": runs["GRPO (baseline)"], "full FT, lr 1e-4": runs["full fine-tuning"]}, "eval/pass@1")"""),
     md("## The control: rewards replaced by coin flips"),
     code("""runs["coin flips"] = ablation("coin_flip", config="micro_coin_flip")
 fig = compare_runs({"accuracy + format": runs["GRPO (baseline)"], "coin flips": runs["coin flips"]}, "eval/reflection_rate")
@@ -859,9 +858,9 @@ intends. Notebooks 00, 04 and 06 are where length and reflection emerge from RL 
     code(SMOKE + """
 SEED = 0
 N_COLD_START = 64 if SMOKE else 400          # cold-start examples (R1: "thousands")
-RL_STEPS = 2 if SMOKE else 100               # GRPO steps from the cold-start model
+RL_STEPS = 2 if SMOKE else 200               # GRPO steps from the cold-start model (the demo recipe's lr)
 EVAL_K = 2 if SMOKE else 16                  # exam samples per question
-EVAL_EVERY = 2 if SMOKE else 25
+EVAL_EVERY = 2 if SMOKE else 50
 RS_QUESTIONS = 24 if SMOKE else 300          # rejection-sampling prompts (fresh, never exam questions)
 RS_K = 4 if SMOKE else 8                     # samples per prompt
 STUDENT_PRETRAIN_STEPS = 20 if SMOKE else 1600
