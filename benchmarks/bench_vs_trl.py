@@ -66,10 +66,16 @@ LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", 
 def workload_spec(args) -> dict:
     """Everything both frameworks must agree on, as one JSON-able dict."""
     if args.workload == "micro":
-        # grpo_lab/configs/micro_r1_zero.yaml, unchanged except stop strings (EOS only, for both).
-        spec = dict(prompts_per_step=8, group_size=8, max_new_tokens=160, temperature=1.0, top_p=1.0,
-                    lora_r=16, lora_alpha=32, beta=0.04, epsilon=0.2, num_iterations=1, loss_type="bnpo",
-                    scale_rewards="group", lr=1e-3, max_grad_norm=1.0, reward_weights=[1.0, 0.2], prompt_tokens=None)
+        # grpo_lab/configs/micro_r1_zero.yaml as it is, except stop strings (EOS only, for both).
+        from grpo_lab.config import load_config
+
+        cfg = load_config(str(ROOT / "grpo_lab" / "configs" / "micro_r1_zero.yaml"))
+        g, m = cfg.grpo, cfg.model
+        spec = dict(prompts_per_step=g.prompts_per_step, group_size=g.group_size, max_new_tokens=g.max_new_tokens,
+                    temperature=g.temperature, top_p=g.top_p, lora_r=m.lora_r, lora_alpha=m.lora_alpha, beta=g.beta,
+                    epsilon=g.epsilon, num_iterations=g.num_iterations, loss_type=g.loss_type,
+                    scale_rewards=g.scale_rewards, lr=g.lr, max_grad_norm=g.max_grad_norm,
+                    reward_weights=list(cfg.rewards.weights), prompt_tokens=None)
         warmup, steps = (1, 5) if args.quick else (2, 10)
     else:
         # Default sizes: a realistic GPU step; on CPU much smaller (else a step takes minutes).
