@@ -471,9 +471,9 @@ def summarise(result_steps: list[dict]) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--workload", choices=["micro", "qwen0.5b"], default="micro")
-    p.add_argument("--quick", action="store_true", help="one round, 1 warm-up + 5 timed steps (under a minute)")
-    p.add_argument("--warmup", type=int, default=None, help="warm-up steps per round (not timed)")
-    p.add_argument("--steps", type=int, default=None, help="timed steps per round")
+    p.add_argument("--quick", action="store_true", help="1 warm-up + 5 timed steps each (under a minute)")
+    p.add_argument("--warmup", type=int, default=None, help="warm-up steps per framework (not timed)")
+    p.add_argument("--steps", type=int, default=None, help="timed steps per framework")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto")
     p.add_argument("--dtype", default=None, choices=["float32", "bfloat16"],
                    help="default: float32 on CPU, bfloat16 on GPU")
