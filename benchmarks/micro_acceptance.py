@@ -1,6 +1,7 @@
 """Acceptance figures of the micro world (issue 3): the main job and the coin-flip control on 3 seeds.
 
-    python benchmarks/micro_acceptance.py                 # runs 6 jobs one after another (~25 min)
+    python benchmarks/micro_acceptance.py                 # runs 6 jobs one after another (~30 min)
+    python benchmarks/micro_acceptance.py --only control  # just the 3 controls (or: --only main)
     python benchmarks/micro_acceptance.py --analyse-only  # re-reads runs/acceptance/*
 
 For each seed it runs `grpo-lab demo` (accuracy + format rewards) and `grpo-lab demo --control`
@@ -63,6 +64,10 @@ def analyse(root: Path, seeds: list[int]) -> bool:
     for seed in seeds:
         for kind in ("main", "control"):
             run_dir = root / f"{kind}-seed{seed}"
+            if not (run_dir / "summary.json").exists():
+                print(f"{run_dir}: not run (or not finished)")
+                ok_all = False
+                continue
             s = json.loads((run_dir / "summary.json").read_text())
             row = {"run": f"{kind} s{seed}", "rl_s": s["rl_seconds"], "total_s": s.get("total_seconds", float("nan"))}
             evals = _eval_curve(run_dir)
@@ -100,10 +105,13 @@ def main() -> int:
     parser.add_argument("--root", type=Path, default=Path("runs/acceptance"))
     parser.add_argument("--analyse-only", action="store_true")
     parser.add_argument("--steps", type=int, default=None, help="override grpo.steps (for a quick look)")
+    parser.add_argument("--only", choices=["main", "control"], help="run only these jobs, then analyse all")
     args = parser.parse_args()
     if not args.analyse_only:
         for seed in args.seeds:
             for control in (False, True):
+                if args.only and args.only != ("control" if control else "main"):
+                    continue
                 run(seed, control, args.root / f"{'control' if control else 'main'}-seed{seed}", args.steps)
     return 0 if analyse(args.root, args.seeds) else 1
 

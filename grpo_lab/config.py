@@ -81,7 +81,8 @@ class GRPOConfig:
     stop_strings: list[str] = field(default_factory=lambda: ["</answer>"])
     """Generation stops at EOS or at the first of these strings (R1-Zero ends with </answer>)."""
     micro_batch_size: int = 0
-    """Sequences per forward/backward pass (gradient accumulation); 0: the whole batch at once."""
+    """Sequences per forward/backward pass (gradient accumulation over length-sorted pieces, each cut
+    to its own padding); 0: automatic, about an eighth of the batch (at least 8 rows)."""
     max_nonfinite_steps: int = 5
     """A NaN/inf loss or gradient skips the step; this many in a row stop training."""
     max_prompt_length: Optional[int] = None
@@ -222,7 +223,7 @@ class Config:
             ("grpo.max_grad_norm", g.max_grad_norm > 0, "must be > 0"),
             ("grpo.steps", g.steps >= 0, "must be ≥ 0"),
             ("grpo.std_eps", g.std_eps >= 0, "must be ≥ 0"),
-            ("grpo.micro_batch_size", g.micro_batch_size >= 0, "must be ≥ 0 (0: the whole batch)"),
+            ("grpo.micro_batch_size", g.micro_batch_size >= 0, "must be ≥ 0 (0: automatic)"),
             ("grpo.max_nonfinite_steps", g.max_nonfinite_steps >= 1, "must be ≥ 1"),
             ("grpo.max_prompt_length", g.max_prompt_length is None or g.max_prompt_length >= 1, "must be ≥ 1 or null"),
             ("grpo.warmup_steps", g.warmup_steps >= 0, "must be ≥ 0"),

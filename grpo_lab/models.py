@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import os
 import warnings
 from pathlib import Path
@@ -75,6 +76,7 @@ def load_tokenizer(path: str, trust_remote_code: bool = False):
             "Without network a hub id only works if it is in the local Hugging Face cache; otherwise pass a "
             f"local directory with the tokenizer files. {_download_hint(path)}"
         ) from exc
+    tokenizer = _as_saved(tokenizer, path)
     tokenizer.padding_side = "left"  # sampling appends on the right, so prompts pad on the left
     if tokenizer.pad_token is None:  # many base models ship without one: reuse EOS (handled, not an error)
         if tokenizer.eos_token is None:
@@ -82,6 +84,25 @@ def load_tokenizer(path: str, trust_remote_code: bool = False):
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
 
+
+
+def _as_saved(tokenizer, path: str):
+    """The generic fast tokenizer when the directory saved one and AutoTokenizer swapped it.
+
+    transformers 5 maps some model types to their own tokenizer class whatever tokenizer_config.json
+    says: a Qwen2 model saved with a custom `tokenizers` tokenizer (the micro world's word-level one)
+    comes back as a Qwen2Tokenizer that tokenizes differently. A directory whose tokenizer_config
+    names the generic class ("TokenizersBackend" / "PreTrainedTokenizerFast") gets exactly that.
+    """
+    config_file = Path(path) / "tokenizer_config.json"
+    if not config_file.is_file() or not (Path(path) / "tokenizer.json").is_file():
+        return tokenizer
+    saved_class = json.loads(config_file.read_text()).get("tokenizer_class")
+    if saved_class not in ("TokenizersBackend", "PreTrainedTokenizerFast") or type(tokenizer).__name__ == saved_class:
+        return tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    return PreTrainedTokenizerFast.from_pretrained(path)
 
 def load_model_and_tokenizer(cfg: ModelConfig):
     """Load the model and tokenizer named by the config, on its device and dtype, with LoRA if asked.

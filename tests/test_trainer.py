@@ -122,3 +122,12 @@ def test_callbacks_see_every_step(tiny_model_dir, tiny_exam, tmp_path):
     cfg.eval.at_start = False
     GRPOTrainer(cfg, run_dir=tmp_path / "run", callbacks=[lambda t, step, m: seen.append((step, m["reward"]))]).train()
     assert [s for s, _ in seen] == [1, 2]
+
+
+def test_a_qwen2_directory_keeps_its_own_word_level_tokenizer(tiny_model_dir):
+    """transformers 5 would load a Qwen2Tokenizer here, which splits the micro words differently."""
+    from grpo_lab.micro_world import build_tokenizer
+    from grpo_lab.models import load_tokenizer
+
+    text = "User : 7 + 8 = ? Assistant : <think> wait , let me check </think> <answer> 15 </answer>"
+    assert load_tokenizer(str(tiny_model_dir))(text)["input_ids"] == build_tokenizer()(text)["input_ids"]
