@@ -28,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import inspect
+import weakref
 
 import torch
 import torch.nn.functional as F
@@ -88,18 +89,8 @@ class _StopChecker:
     def __init__(self, tokenizer, stop_strings: list[str], device: torch.device):
         self.tokenizer = tokenizer
         self.stop_strings = [s for s in stop_strings if s]
-        vocab_size = len(tokenizer)
-        self.candidate = torch.zeros(vocab_size, dtype=torch.bool, device=device)
-        if not self.stop_strings:
-            self.window = 0
-            return
-        pieces = tokenizer.convert_ids_to_tokens(list(range(vocab_size)))
-        for token_id, piece in enumerate(pieces):
-            text = tokenizer.convert_tokens_to_string([piece]) if piece is not None else ""
-            if any(_can_complete(text, s) for s in self.stop_strings):
-                self.candidate[token_id] = True
-        longest = max(len(tokenizer(s, add_special_tokens=False)["input_ids"]) for s in self.stop_strings)
-        self.window = longest + 2
+        candidate, self.window = _stop_candidates(tokenizer, tuple(self.stop_strings))
+        self.candidate = candidate.to(device)
 
     def hits(self, tokens: torch.Tensor, completion_ids: torch.Tensor, rows: torch.Tensor, t: int) -> torch.Tensor:
         """Which of the active rows just completed a stop string with the token written at column t."""
@@ -111,6 +102,29 @@ class _StopChecker:
             text = self.tokenizer.decode(tail, skip_special_tokens=False)
             hit[j] = any(s in text for s in self.stop_strings)
         return hit
+
+
+# Scanning the vocabulary costs one Python call per token (150k for Qwen): do it once per
+# tokenizer and stop list, not at every rollout.
+_STOP_CANDIDATES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _stop_candidates(tokenizer, stop_strings: tuple[str, ...]) -> tuple[torch.Tensor, int]:
+    """(vocab-sized bool mask of tokens that can complete a stop string, tail window in tokens)."""
+    key = (stop_strings, len(tokenizer))
+    cached = _STOP_CANDIDATES.setdefault(tokenizer, {})
+    if key not in cached:
+        candidate = torch.zeros(len(tokenizer), dtype=torch.bool)
+        window = 0
+        if stop_strings:
+            pieces = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+            hits = [token_id for token_id, piece in enumerate(pieces)
+                    if any(_can_complete(tokenizer.convert_tokens_to_string([piece]) if piece is not None else "", s)
+                           for s in stop_strings)]
+            candidate[hits] = True
+            window = max(len(tokenizer(s, add_special_tokens=False)["input_ids"]) for s in stop_strings) + 2
+        cached[key] = (candidate, window)
+    return cached[key]
 
 
 def _can_complete(text: str, stop: str) -> bool:
