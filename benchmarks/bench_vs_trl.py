@@ -19,8 +19,12 @@ contaminates the other's), and the driver makes their steps take turns: grpo_lab
 step 1, TRL step 2, grpo_lab step 2, ... (only one runs at a time), so both see the same machine
 load even on a shared machine. Per-step times
 are split into rollout (sampling), scoring (rewards, advantages, reference/old log-probs) and
-update (forward, backward, optimiser step); medians over the timed steps. Idle OpenMP threads
-sleep (OMP_WAIT_POLICY=PASSIVE unless set) so the waiting worker does not spin on the cores.
+update (forward, backward, optimiser step); medians over the timed steps. A worker that waits is
+blocked on a pipe: it says "idle" before it blocks, and only then does the other worker get its
+"go" (so TRL's logging between its steps does not run during grpo_lab's). OpenMP keeps its
+default wait policy (idle threads spin for a moment, then sleep), as in a user's own process:
+OMP_WAIT_POLICY=PASSIVE makes every parallel region wake sleeping threads, which slowed both
+frameworks' steps by 20-60% (docs/benchmarks.md); set it in the environment to compare.
 grpo_lab: `time/rollout`, `time/scoring`, `time/update` of `GRPOTrainer.training_step`.
 TRL: `_generate` is the rollout, the rest of `_generate_and_score_completions` is scoring, and
 the rest of the optimiser step (from `on_step_begin` to `on_step_end`) is the update.
@@ -353,7 +357,12 @@ MARK = "@@bench "  # the worker's result lines on stdout (libraries may print ot
 
 
 def wait_for_turn() -> None:
-    """Block until the driver says this worker may run its next step."""
+    """Say "idle" (nothing of this worker runs until "go"), then block until the driver says "go".
+
+    The driver starts the other worker's step only after this line: work a framework does between
+    its steps (TRL's logging and data loading after `on_step_end`) never overlaps the other's step.
+    """
+    report({"idle": True})
     if sys.stdin.readline().strip() != "go":
         raise SystemExit("driver went away")
 
@@ -506,7 +515,7 @@ def main(argv=None) -> int:
     print(f"# grpo_lab vs TRL {__import__('trl').__version__} GRPOTrainer — workload {spec['workload']}"
           f"{' (quick)' if args.quick else ''}")
     print(f"# device {args.device} ({device_name}), {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"{spec['threads']} threads (OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'PASSIVE')}), "
+          f"{spec['threads']} threads (OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'default')}), "
           f"dtype {spec['dtype']}, {time.strftime('%Y-%m-%d %H:%M')}")
     print(f"# step: {spec['prompts_per_step']} prompts x G={spec['group_size']}, max_new_tokens "
           f"{spec['max_new_tokens']}, T={spec['temperature']} top_p={spec['top_p']} (no top-k), LoRA r={spec['lora_r']} "
@@ -528,9 +537,8 @@ def main(argv=None) -> int:
     else:
         rate = measure_matmul_gflops(spec, json.loads((model_dir / "config.json").read_text())["hidden_size"])
     frameworks = [args.only] if args.only else ["grpo_lab", "trl"]
-    # Idle OpenMP threads sleep instead of spinning (OMP_WAIT_POLICY=PASSIVE): the worker waiting
-    # for its turn must not steal the cores of the one that runs. Same setting for both.
-    env = {"OMP_WAIT_POLICY": "PASSIVE", **os.environ, "WANDB_MODE": "disabled", "TQDM_DISABLE": "1", "HF_HUB_OFFLINE": "1",
+    # OMP_WAIT_POLICY is left as the user has it (see the module docstring). Same setting for both.
+    env = {**os.environ, "WANDB_MODE": "disabled", "TQDM_DISABLE": "1", "HF_HUB_OFFLINE": "1",
            "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
            "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     procs, logs = {}, {}
@@ -540,13 +548,26 @@ def main(argv=None) -> int:
             [sys.executable, __file__, "--worker", framework, "--spec", json.dumps(spec), "--model-dir", str(model_dir)],
             env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=logs[framework], text=True, bufsize=1)
 
-    def read_result(framework: str) -> dict:
+    def read_line(framework: str) -> dict:
         for line in procs[framework].stdout:
             if line.startswith(MARK):
                 return json.loads(line[len(MARK):])
         logs[framework].seek(0)
         print(logs[framework].read()[-6000:], file=sys.stderr)
         raise SystemExit(f"the {framework} worker failed (its stderr is above)")
+
+    def read_result(framework: str) -> dict:
+        """The worker's next result, once it is idle again (blocked in `wait_for_turn`)."""
+        result = read_line(framework)
+        if framework in waiting:  # it reports "idle" when it next blocks; the final result has no next
+            if not read_line(framework).get("idle"):
+                raise SystemExit(f"the {framework} worker broke the turn protocol")
+        return result
+
+    waiting = set(frameworks)
+    for framework in frameworks:  # both have loaded and wait for their first turn
+        if not read_line(framework).get("idle"):
+            raise SystemExit(f"the {framework} worker broke the turn protocol")
 
     results: dict[str, list] = {f: [] for f in frameworks}
     memory: dict[str, dict] = {}
@@ -562,7 +583,8 @@ def main(argv=None) -> int:
         print(f"#   step {i + 1}/{total}{' (warm-up)' if i < spec['warmup'] else ''}: "
               + ", ".join(f"{f} {results[f][-1]['step'] if i >= spec['warmup'] else res['step']:.3f} s"
                           for f in frameworks if i >= spec["warmup"]), flush=True)
-    for framework in frameworks:  # one at a time: each worker finishes (TRL's teardown) alone
+    waiting.clear()  # the last "go": each worker finishes (TRL's teardown) and reports, alone
+    for framework in frameworks:
         procs[framework].stdin.write("go\n")
         procs[framework].stdin.flush()
         memory[framework] = read_result(framework)["memory"]
