@@ -73,6 +73,9 @@ class GRPOConfig:
     """μ: policy updates per batch of samples. With μ = 1 the ratio is exactly 1 at the update."""
     max_grad_norm: float = 1.0
     weight_decay: float = 0.0
+    adam_epsilon: float = 1e-8
+    """AdamW's ε in θ -= lr·m/(√v + ε) (Hugging Face's default 1e-8). A larger ε damps the steps of
+    parameters whose gradients are smaller than it, which Adam would otherwise scale up to full size."""
     warmup_steps: int = 0
     steps: int = 200
     seed: int = 0
@@ -228,6 +231,7 @@ class Config:
             ("grpo.max_prompt_length", g.max_prompt_length is None or g.max_prompt_length >= 1, "must be ≥ 1 or null"),
             ("grpo.warmup_steps", g.warmup_steps >= 0, "must be ≥ 0"),
             ("grpo.weight_decay", g.weight_decay >= 0, "must be ≥ 0"),
+            ("grpo.adam_epsilon", g.adam_epsilon > 0, "must be > 0"),
             ("grpo.stop_strings", all(isinstance(x, str) and x for x in g.stop_strings), "must be non-empty strings"),
             ("eval.k", e.k >= 1, "must be ≥ 1 (samples drawn per question; pass@k and cons@k use this k)"),
             ("eval.max_new_tokens", e.max_new_tokens is None or e.max_new_tokens >= 1, "must be ≥ 1 or null"),

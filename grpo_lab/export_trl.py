@@ -140,6 +140,7 @@ def trl_settings(cfg: Config) -> dict[str, Any]:
         "lr_scheduler_type": "constant_with_warmup",
         "warmup_steps": g.warmup_steps,
         "weight_decay": g.weight_decay,
+        "adam_epsilon": g.adam_epsilon,
         "max_grad_norm": g.max_grad_norm,
         "max_steps": g.steps * g.num_iterations,
         # precision and memory

@@ -104,7 +104,9 @@ class GRPOTrainer:
                 [format_prompt(str(r[cfg.data.question_field]), cfg.data.template, tokenizer) for r in self.prompts.rows],
                 source=f"data.train ({cfg.data.train})",
             )
-        self.optimizer = torch.optim.AdamW(trainable_parameters(model), lr=g.lr, weight_decay=g.weight_decay)
+        self.optimizer = torch.optim.AdamW(
+            trainable_parameters(model), lr=g.lr, weight_decay=g.weight_decay, eps=g.adam_epsilon
+        )
         # Constant learning rate after a linear warm-up (DeepSeekMath uses a constant 1e-6).
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: min(1.0, (s + 1) / g.warmup_steps) if g.warmup_steps > 0 else 1.0

@@ -39,6 +39,7 @@ def test_set_overrides_parse_values_as_yaml(tmp_path):
         ("modle.lora_r=4", "modle"),
         ("grpo.group_size=1", "grpo.group_size"),
         ("grpo.epsilon=-0.1", "grpo.epsilon"),
+        ("grpo.adam_epsilon=0", "grpo.adam_epsilon"),
         ("grpo.top_p=0", "grpo.top_p"),
         ("grpo.top_p=1.5", "grpo.top_p"),
         ("eval.top_p=0", "eval.top_p"),

@@ -131,3 +131,9 @@ def test_a_qwen2_directory_keeps_its_own_word_level_tokenizer(tiny_model_dir):
 
     text = "User : 7 + 8 = ? Assistant : <think> wait , let me check </think> <answer> 15 </answer>"
     assert load_tokenizer(str(tiny_model_dir))(text)["input_ids"] == build_tokenizer()(text)["input_ids"]
+
+
+def test_optimizer_takes_adam_epsilon_and_weight_decay_from_the_config(tiny_model_dir, tiny_exam, tmp_path):
+    cfg = tiny_config(tiny_model_dir, tiny_exam, tmp_path / "run", adam_epsilon=1e-5, weight_decay=0.1)
+    group = GRPOTrainer(cfg, run_dir=tmp_path / "run").optimizer.param_groups[0]
+    assert (group["eps"], group["weight_decay"]) == (1e-5, 0.1)
