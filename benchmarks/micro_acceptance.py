@@ -12,9 +12,15 @@ For each seed it runs `grpo-lab demo` (accuracy + format rewards) and `grpo-lab 
   control:   no rise beyond noise in pass@1, mean length or reflection rate.
 
 "Beyond noise" is a paired test over the 30 exam questions: for each question, the change of its
-metric (mean over its 16 samples) from step 0 to the end; a rise is beyond noise when the mean
-change is more than 2 standard errors above zero (t > 2). Questions are the unit because the
-16 samples of one question are correlated; this is why exam pass@1 swings between evals.
+metric (mean over its 16 samples) from step 0; a rise is beyond noise when the mean change is
+more than 2 standard errors above zero (t > 2). Questions are the unit because the 16 samples of
+one question are correlated; this is why exam pass@1 swings between evals. The control is tested
+twice, and must pass both:
+
+  end:   the last exam vs step 0;
+  late:  the mean of the exams in the last 40% of the run (steps 300-500 of 500: five exams,
+         2,400 samples) vs step 0. A coin-flip run random-walks, so one end point can land low by
+         luck; the late mean catches a drift that the end point would hide.
 """
 
 from __future__ import annotations
@@ -43,11 +49,24 @@ def run(seed: int, control: bool, out: Path, steps: int | None) -> None:
     print(f"  {'control' if control else 'main'} seed {seed}: exit {code}, {time.time() - t0:.0f} s", flush=True)
 
 
-def paired_t(run_dir: Path, column: str) -> tuple[float, float]:
-    """Mean per-question change (final − step 0) and its t statistic over the exam questions."""
+LATE = 0.6  # "late" exams: those at or after this fraction of the run's steps
+
+
+def paired_t(run_dir: Path, column: str, late: bool = False) -> tuple[float, float]:
+    """Mean per-question change from step 0 and its t statistic over the exam questions.
+
+    The change is to the last exam, or (late=True) to the per-question mean of the exams at or
+    after `LATE` of the run.
+    """
     files = sorted((run_dir / "eval").glob("questions_step*.csv"))
-    first, last = pd.read_csv(files[0]), pd.read_csv(files[-1])
-    diff = last[column] - first[column]
+    steps = [int(f.stem.removeprefix("questions_step")) for f in files]
+    first = pd.read_csv(files[0])
+    if late:
+        chosen = [f for f, step in zip(files, steps) if step > 0 and step >= LATE * steps[-1]]
+        end = sum(pd.read_csv(f)[column] for f in chosen) / len(chosen)
+    else:
+        end = pd.read_csv(files[-1])[column]
+    diff = end - first[column]
     se = diff.std(ddof=1) / math.sqrt(len(diff))
     return float(diff.mean()), float(diff.mean() / se) if se > 0 else (0.0 if diff.mean() == 0 else math.inf)
 
@@ -60,41 +79,53 @@ def _eval_curve(run_dir: Path) -> pd.DataFrame:
 
 
 def analyse(root: Path, seeds: list[int]) -> bool:
-    rows, ok_all = [], True
-    for seed in seeds:
-        for kind in ("main", "control"):
+    """Print one table for the main runs and one for the controls; True if every line passes."""
+    tables: dict[str, list[dict]] = {"main": [], "control": []}
+    ok_all = True
+    for kind in ("main", "control"):
+        for seed in seeds:
             run_dir = root / f"{kind}-seed{seed}"
             if not (run_dir / "summary.json").exists():
                 print(f"{run_dir}: not run (or not finished)")
                 ok_all = False
                 continue
             s = json.loads((run_dir / "summary.json").read_text())
-            row = {"run": f"{kind} s{seed}", "rl_s": s["rl_seconds"], "total_s": s.get("total_seconds", float("nan"))}
+            row = {"run": f"{kind} s{seed}", "RL s": round(s["rl_seconds"]),
+                   "total s": round(s.get("total_seconds", float("nan")))}
             evals = _eval_curve(run_dir)
+            ratio = {}
             for key in METRICS:
                 a, b = s["step0"][key], s["final"][key]
-                row[f"{key} 0→end"] = f"{a:.3f}→{b:.3f}"
-                row[f"{key} peak"] = evals[f"eval/{key}"].max()  # shown so mid-run excursions are not hidden
-                row[f"{key} ×"] = b / a if a > 0 else math.inf
-                row[f"{key} t"] = paired_t(run_dir, key)[1]
+                ratio[key] = b / a if a > 0 else math.inf
+                t_end = paired_t(run_dir, key)[1]
+                peak = evals[f"eval/{key}"].max()  # shown so that mid-run excursions are not hidden
+                if kind == "main":
+                    row[key] = f"{a:.3f}→{b:.3f} ({ratio[key]:.2f}×, t {t_end:.1f}, peak {peak:.3f})"
+                else:
+                    d_late, t_late = paired_t(run_dir, key, late=True)
+                    row[key] = f"{a:.3f}→{b:.3f} (t {t_end:+.1f}); late {a + d_late:.3f} (t {t_late:+.1f})"
+                    row[f"{key} t"], row[f"{key} late t"] = t_end, t_late
             p0, p1 = s["step0"]["pass@1"], s["final"]["pass@1"]
             if kind == "main":
                 checks = {
                     "pass@1 ≥3×": p1 >= 3 * p0,
                     "pass@1 ≥+0.35": p1 - p0 >= 0.35,
-                    "length ≥2×": row["mean_length ×"] >= 2,
-                    "reflection ≥2.5×, step0>0": s["step0"]["reflection_rate"] > 0 and row["reflection_rate ×"] >= 2.5,
+                    "length ≥2×": ratio["mean_length"] >= 2,
+                    "reflection ≥2.5×, step0>0": s["step0"]["reflection_rate"] > 0 and ratio["reflection_rate"] >= 2.5,
                     "RL ≤300 s": s["rl_seconds"] <= 300,
                     "total ≤600 s": s.get("total_seconds", 0) <= 600,
                 }
             else:
-                checks = {f"no {key} rise (t≤2)": row[f"{key} t"] <= 2 for key in METRICS}
+                checks = {f"{key} end t≤2": row.pop(f"{key} t") <= 2 for key in METRICS}
+                checks.update({f"{key} late t≤2": row.pop(f"{key} late t") <= 2 for key in METRICS})
             row["failed"] = ", ".join(k for k, v in checks.items() if not v) or "-"
             ok_all &= all(checks.values())
-            rows.append(row)
-    table = pd.DataFrame(rows).set_index("run")
-    with pd.option_context("display.width", 250, "display.max_columns", 30, "display.float_format", "{:.2f}".format):
-        print(table)
+            tables[kind].append(row)
+    with pd.option_context("display.width", 250, "display.max_columns", 30, "display.max_colwidth", 60):
+        for kind, rows in tables.items():
+            if rows:
+                print(f"\n{kind}:")
+                print(pd.DataFrame(rows).set_index("run").to_string())
     print(f"\nacceptance: {'PASS' if ok_all else 'FAIL'}")
     return ok_all
 

@@ -1,0 +1,46 @@
+"""benchmarks/micro_acceptance.py: the paired "beyond noise" tests that judge the coin-flip control."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "micro_acceptance.py"
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("micro_acceptance", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _write_exams(run_dir: Path, rates: dict[int, list[float]]) -> None:
+    (run_dir / "eval").mkdir(parents=True)
+    for step, values in rates.items():
+        pd.DataFrame({"reflection_rate": values}).to_csv(run_dir / "eval" / f"questions_step{step:06d}.csv")
+
+
+def test_end_test_sees_only_the_last_exam_and_late_test_averages_the_last_forty_percent(tmp_path):
+    acceptance = _load()
+    n = 30
+    base = [0.0, 0.0625] * (n // 2)
+    # A drift that is up at steps 300-400 and back down by chance at the end (500).
+    up = [v + 0.125 for v in base]
+    _write_exams(tmp_path, {0: base, 100: up, 200: base, 300: up, 400: up, 500: base})
+    end_change, end_t = acceptance.paired_t(tmp_path, "reflection_rate")
+    assert end_change == pytest.approx(0.0) and end_t == 0.0
+    late_change, late_t = acceptance.paired_t(tmp_path, "reflection_rate", late=True)
+    assert late_change == pytest.approx(0.125 * 2 / 3)  # steps 300, 400, 500; not 100
+    assert late_t > 100  # the same change on every question: (almost) no spread, a certain rise
+
+
+def test_a_change_within_the_per_question_noise_is_not_a_rise(tmp_path):
+    acceptance = _load()
+    noise = [0.0625 * ((-1) ** i) * (i % 3) for i in range(30)]  # ups and downs that cancel
+    _write_exams(tmp_path, {0: [0.1] * 30, 500: [0.1 + d for d in noise]})
+    change, t = acceptance.paired_t(tmp_path, "reflection_rate")
+    assert abs(t) < 2 and abs(change) < 0.01
