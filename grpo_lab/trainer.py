@@ -267,7 +267,10 @@ class GRPOTrainer:
         ).logits[:, :-1]  # the logit at position t predicts token t + 1
         temperature = self.config.grpo.temperature
         logps = selective_log_probs(logits, batch["completion_ids"], temperature)
-        entropy = entropy_from_logits(logits, temperature) if with_entropy else None
+        entropy = None
+        if with_entropy:  # a logged statistic, not part of the loss: no autograd graph for it
+            with torch.no_grad():
+                entropy = entropy_from_logits(logits.detach(), temperature)
         return logps, entropy
 
     def _micro_batches(self, batch) -> list[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
