@@ -514,8 +514,9 @@ completions.groupby("step").head(2).tail(6)[["step", "reward", "length", "comple
 
 - Only accuracy (and format) is rewarded, yet the response length and the reflection rate rise
   with it: checking a chunk catches the model's own slips, so the policy that checks is the
-  more accurate one. Look at *when* each curve starts to rise — in the micro world the policy
-  can first drop its rare checks and rediscover them later (`docs/micro_world.md`).
+  more accurate one. Look at *when* each curve rises: accuracy and length move first (guesses
+  give way to chunked working), then checking takes over (in the committed run, between steps
+  150 and 250) and holds for the rest of the run (`docs/micro_world.md`).
 - `kl` is the drift from the base model that β = 0.04 penalises, and `entropy` how sure the
   policy is of each token; the table above shows both over the run.
 - Everything is in `RUN_DIR`: `grpo_lab.load_run(RUN_DIR)` gives this DataFrame back anytime.
