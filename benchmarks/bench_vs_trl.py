@@ -23,8 +23,8 @@ update (forward, backward, optimiser step); medians over the timed steps. A work
 blocked on a pipe: it says "idle" before it blocks, and only then does the other worker get its
 "go" (so TRL's logging between its steps does not run during grpo_lab's). OpenMP keeps its
 default wait policy (idle threads spin for a moment, then sleep), as in a user's own process:
-OMP_WAIT_POLICY=PASSIVE makes every parallel region wake sleeping threads, which slowed both
-frameworks' steps by 20-60% (docs/benchmarks.md); set it in the environment to compare.
+OMP_WAIT_POLICY=PASSIVE makes every parallel region wake sleeping threads, which made grpo_lab's
+micro step 2x and TRL's 1.6x slower (docs/benchmarks.md); set it in the environment to compare.
 grpo_lab: `time/rollout`, `time/scoring`, `time/update` of `GRPOTrainer.training_step`.
 TRL: `_generate` is the rollout, the rest of `_generate_and_score_completions` is scoring, and
 the rest of the optimiser step (from `on_step_begin` to `on_step_end`) is the update.
