@@ -1,6 +1,6 @@
 """Acceptance figures of the micro world (issue 3): the main job and the coin-flip control on 3 seeds.
 
-    python benchmarks/micro_acceptance.py                 # runs 6 jobs one after another (~30 min)
+    python benchmarks/micro_acceptance.py                 # runs 6 jobs one after another (~18 min on 2 cores)
     python benchmarks/micro_acceptance.py --only control  # just the 3 controls (or: --only main)
     python benchmarks/micro_acceptance.py --analyse-only  # re-reads runs/acceptance/*
 
