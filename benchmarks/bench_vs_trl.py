@@ -556,18 +556,19 @@ def main(argv=None) -> int:
         print(logs[framework].read()[-6000:], file=sys.stderr)
         raise SystemExit(f"the {framework} worker failed (its stderr is above)")
 
-    def read_result(framework: str) -> dict:
-        """The worker's next result, once it is idle again (blocked in `wait_for_turn`)."""
-        result = read_line(framework)
-        if framework in waiting:  # it reports "idle" when it next blocks; the final result has no next
-            if not read_line(framework).get("idle"):
-                raise SystemExit(f"the {framework} worker broke the turn protocol")
-        return result
-
-    waiting = set(frameworks)
-    for framework in frameworks:  # both have loaded and wait for their first turn
+    def wait_idle(framework: str) -> None:
+        """Return once the worker has said "idle" (it is blocked in `wait_for_turn`)."""
         if not read_line(framework).get("idle"):
             raise SystemExit(f"the {framework} worker broke the turn protocol")
+
+    def read_result(framework: str) -> dict:
+        """A step's result, returned once the worker is idle again."""
+        result = read_line(framework)
+        wait_idle(framework)
+        return result
+
+    for framework in frameworks:  # both have loaded and wait for their first turn
+        wait_idle(framework)
 
     results: dict[str, list] = {f: [] for f in frameworks}
     memory: dict[str, dict] = {}
@@ -583,11 +584,10 @@ def main(argv=None) -> int:
         print(f"#   step {i + 1}/{total}{' (warm-up)' if i < spec['warmup'] else ''}: "
               + ", ".join(f"{f} {results[f][-1]['step'] if i >= spec['warmup'] else res['step']:.3f} s"
                           for f in frameworks if i >= spec["warmup"]), flush=True)
-    waiting.clear()  # the last "go": each worker finishes (TRL's teardown) and reports, alone
-    for framework in frameworks:
+    for framework in frameworks:  # the last "go": each worker finishes (TRL's teardown) and reports, alone
         procs[framework].stdin.write("go\n")
         procs[framework].stdin.flush()
-        memory[framework] = read_result(framework)["memory"]
+        memory[framework] = read_line(framework)["memory"]  # its last line: no "idle" follows
         procs[framework].wait()
 
     summary = {f: summarise(results[f]) for f in frameworks}

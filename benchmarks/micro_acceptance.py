@@ -26,6 +26,7 @@ twice, and must pass both:
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import time
@@ -58,17 +59,23 @@ def paired_t(run_dir: Path, column: str, late: bool = False) -> tuple[float, flo
     The change is to the last exam, or (late=True) to the per-question mean of the exams at or
     after `LATE` of the run.
     """
-    files = sorted((run_dir / "eval").glob("questions_step*.csv"))
-    steps = [int(f.stem.removeprefix("questions_step")) for f in files]
-    first = pd.read_csv(files[0])
+    exams = _exams(run_dir)
+    steps = list(exams)
     if late:
-        chosen = [f for f, step in zip(files, steps) if step > 0 and step >= LATE * steps[-1]]
-        end = sum(pd.read_csv(f)[column] for f in chosen) / len(chosen)
+        chosen = [step for step in steps if step > 0 and step >= LATE * steps[-1]]
+        end = sum(exams[step][column] for step in chosen) / len(chosen)
     else:
-        end = pd.read_csv(files[-1])[column]
-    diff = end - first[column]
+        end = exams[steps[-1]][column]
+    diff = end - exams[steps[0]][column]
     se = diff.std(ddof=1) / math.sqrt(len(diff))
     return float(diff.mean()), float(diff.mean() / se) if se > 0 else (0.0 if diff.mean() == 0 else math.inf)
+
+
+@functools.lru_cache(maxsize=None)
+def _exams(run_dir: Path) -> dict[int, pd.DataFrame]:
+    """The run's per-question exam tables (eval/questions_step*.csv), by step, read once."""
+    files = sorted((run_dir / "eval").glob("questions_step*.csv"))
+    return {int(f.stem.removeprefix("questions_step")): pd.read_csv(f) for f in files}
 
 
 def _eval_curve(run_dir: Path) -> pd.DataFrame:
@@ -93,7 +100,7 @@ def analyse(root: Path, seeds: list[int]) -> bool:
             row = {"run": f"{kind} s{seed}", "RL s": round(s["rl_seconds"]),
                    "total s": round(s.get("total_seconds", float("nan")))}
             evals = _eval_curve(run_dir)
-            ratio = {}
+            ratio, t_values = {}, {}
             for key in METRICS:
                 a, b = s["step0"][key], s["final"][key]
                 ratio[key] = b / a if a > 0 else math.inf
@@ -104,7 +111,7 @@ def analyse(root: Path, seeds: list[int]) -> bool:
                 else:
                     d_late, t_late = paired_t(run_dir, key, late=True)
                     row[key] = f"{a:.3f}→{b:.3f} (t {t_end:+.1f}); late {a + d_late:.3f} (t {t_late:+.1f})"
-                    row[f"{key} t"], row[f"{key} late t"] = t_end, t_late
+                    t_values[f"{key} end"], t_values[f"{key} late"] = t_end, t_late
             p0, p1 = s["step0"]["pass@1"], s["final"]["pass@1"]
             if kind == "main":
                 checks = {
@@ -116,8 +123,7 @@ def analyse(root: Path, seeds: list[int]) -> bool:
                     "total ≤600 s": s.get("total_seconds", 0) <= 600,
                 }
             else:
-                checks = {f"{key} end t≤2": row.pop(f"{key} t") <= 2 for key in METRICS}
-                checks.update({f"{key} late t≤2": row.pop(f"{key} late t") <= 2 for key in METRICS})
+                checks = {f"{name} t≤2": t <= 2 for name, t in t_values.items()}
             row["failed"] = ", ".join(k for k, v in checks.items() if not v) or "-"
             ok_all &= all(checks.values())
             tables[kind].append(row)

@@ -270,7 +270,7 @@ class GRPOTrainer:
         entropy = None
         if with_entropy:  # a logged statistic, not part of the loss: no autograd graph for it
             with torch.no_grad():
-                entropy = entropy_from_logits(logits.detach(), temperature)
+                entropy = entropy_from_logits(logits, temperature)
         return logps, entropy
 
     def _micro_batches(self, batch) -> list[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
