@@ -73,7 +73,7 @@ class Vote:
     """The outcome of a majority vote: the winner and how contested it was."""
 
     answer: str | None
-    """A spelling of the winning group (its first in tie order), None if no sample had an answer."""
+    """The winning group's representative (its shortest spelling), None if no sample had an answer."""
     votes: int
     """Samples in the winning group."""
     tied: bool
@@ -100,7 +100,7 @@ def vote(answers: Sequence[str | None]) -> Vote:
             continue
         key = _vote_key(answer)
         spelling, count = keys.get(key, (answer, 0))
-        keys[key] = (min(spelling, answer), count + 1)
+        keys[key] = (min(spelling, answer, key=lambda a: (len(a), a)), count + 1)  # shortest spelling
     groups: list[list] = []  # [representative key, spelling, count], in tie order
     for key in sorted(keys, key=_tie_order):
         spelling, count = keys[key]
