@@ -12,19 +12,14 @@ Each reproduction counts in its own way (REFERENCE.md §7, read from their code)
 that carries a source's name here also carries that source's counting, so its figures can be
 compared with the source's:
 
-===================== ========================================================================
-lexicon               how a response is counted
-===================== ========================================================================
-``grpo-lab``          (the default; ``"default"`` is an alias) our own list, matched
-                      case-insensitively on word boundaries; a run of markers with only spaces
-                      and punctuation between them is one reflection ("wait , let me check",
-                      R1's "Wait, wait. Wait."). A count per response.
-``understand-r1-zero`` lower-cased substring, any keyword: 1 if any keyword occurs, else 0.
-``simplerl``          lower-cased substring counts, summed over keywords ("waiting" counts as
-                      "wait"; "retry again" counts "retry" and "try again").
-``orz``               Open-Reasoner-Zero's regexes, case-sensitive, ``re.findall`` per pattern,
-                      summed ("Wait," does not match ``wait,``; "await," does).
-===================== ========================================================================
+- ``grpo-lab`` (the default; ``"default"`` is an alias): our own list, matched case-insensitively
+  on word boundaries; a run of markers with only spaces and punctuation between them is one
+  reflection ("wait , let me check", R1's "Wait, wait. Wait."). A count per response.
+- ``understand-r1-zero``: lower-cased substring, any keyword: 1 if any keyword occurs, else 0.
+- ``simplerl``: lower-cased substring counts, summed over keywords ("waiting" counts as "wait";
+  "retry again" counts "retry" and "try again").
+- ``orz``: Open-Reasoner-Zero's regexes, case-sensitive, ``re.findall`` per pattern, summed
+  ("Wait," does not match ``wait,``; "await," does).
 
 So the same text gets different numbers: "Rechecking… reconsidered…" is a reflection for
 understand-r1-zero (substrings) and none for ``grpo-lab`` (whole words only). The sources'
