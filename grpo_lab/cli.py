@@ -96,7 +96,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         model, tokenizer, exam, k=cfg.eval.k, temperature=cfg.eval.temperature, top_p=cfg.eval.top_p,
         max_new_tokens=cfg.eval.max_new_tokens or cfg.grpo.max_new_tokens, template=cfg.data.template,
         stop_strings=cfg.grpo.stop_strings, batch_size=cfg.eval.batch_size, seed=cfg.grpo.seed,
-        lexicon=cfg.eval.lexicon, progress=True,
+        lexicon=cfg.eval.lexicon, progress=True, forbid_phrases=cfg.eval.forbid_phrases,
     )
     for key, value in result.metrics.items():
         print(f"{key:28s} {value:.4f}")

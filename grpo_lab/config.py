@@ -66,7 +66,9 @@ class GRPOConfig:
     epsilon: float = 0.2
     """ε_low: the ratio is clipped below at 1 - epsilon."""
     epsilon_high: Optional[float] = None
-    """ε_high (DAPO's clip-higher, 0.28); None means the same as epsilon."""
+    """ε_high (DAPO's clip-higher, 0.28); None means the same as epsilon. It acts only when
+    num_iterations ≥ 2: with μ = 1 the ratio is exactly 1 (a warning says so). loss_type "dapo" does
+    not set it: set it here."""
     loss_type: Literal["grpo", "bnpo", "dapo", "dr_grpo"] = "grpo"
     scale_rewards: Literal["group", "batch", "none"] = "group"
     num_iterations: int = 1
@@ -141,7 +143,11 @@ class EvalConfig:
     """Evaluate every this many RL steps (0: only at the start and the end)."""
     at_start: bool = True
     lexicon: str = "default"
-    """Which reflection keyword list counts "aha" words (grpo_lab.phenomena.LEXICONS)."""
+    """Which reflection keyword list counts "aha" words, and how (grpo_lab.phenomena.LEXICONS; "default"
+    is grpo-lab's own word-boundary counter, the sources' names count as the sources do)."""
+    forbid_phrases: list[str] = field(default_factory=list)
+    """Phrases the exam may not write (their first token is masked at decoding), e.g. ["wait"]: a causal
+    test of how much accuracy depends on a behaviour (grpo_lab.evaluate.evaluate_model). Empty: none."""
     batch_size: int = 128
     """Sequences sampled at once during evaluation."""
 
@@ -261,6 +267,18 @@ class Config:
         for key, ok, allowed in checks:
             if not ok:
                 raise ConfigError(f"{source}: {key} = {_get(self, key)!r} {allowed}")
+        if g.epsilon_high is not None and g.epsilon_high != g.epsilon and g.num_iterations == 1:
+            # With μ = 1 the policy that sampled is the one being updated: ρ = 1 exactly, inside any
+            # clip range, so a clip bound (DAPO's clip-higher included) never acts (REFERENCE §2).
+            import warnings
+
+            warnings.warn(
+                f"{source}: grpo.epsilon_high = {g.epsilon_high} has no effect with grpo.num_iterations = 1 "
+                "(the ratio is exactly 1 at the update, so no clip bound is reached); set num_iterations ≥ 2 "
+                "for clip-higher to act, or drop epsilon_high",
+                UserWarning,
+                stacklevel=2,
+            )
         from grpo_lab.rewards import REWARD_FUNCTIONS  # late import: rewards imports heavy graders
 
         for name in r.functions:
@@ -286,7 +304,7 @@ class Config:
                 f"{source}: rewards.target_language = {r.target_language!r} is not supported; "
                 f"allowed: {list(SUPPORTED_LANGUAGES)}"
             )
-        if e.lexicon not in LEXICONS:
+        if e.lexicon not in (*LEXICONS, "default"):
             raise ConfigError(f"{source}: eval.lexicon = {e.lexicon!r} is unknown; allowed: {sorted(LEXICONS)}")
 
     @property

@@ -56,34 +56,72 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 
 def _vote_key(answer: str) -> Fraction | str:
-    """Voting key: plain numbers by value ("42", "42.0", "+42" are one vote), else the text without spaces."""
+    """A plain number by value ("42", "42.0", "+42" are one key), else the text without spaces."""
     number = parse_number(answer)
     if number is not None:
         return number
     return "".join(answer.split())  # LaTeX spacing does not change an answer
 
 
-def majority_vote(answers: Sequence[str | None]) -> str | None:
-    """The most common non-None answer (cons@k / maj@k); ties go to the one seen first.
+def _tie_order(key: Fraction | str) -> tuple[int, Fraction | int, str]:
+    """The tie rule's order: numbers first, smallest value first; then other answers as text."""
+    return (0, key, "") if isinstance(key, Fraction) else (1, 0, key)
 
-    Plain numbers are normalised before counting ("42" and "42.0" vote together) and whitespace is
-    ignored; the answer returned is the first spelling of the winning group. Answers that are
-    equal only mathematically (``\\frac{1}{2}`` and ``0.5``) are counted separately: grouping them
-    would need a math-verify call per pair. Returns None when every answer is None.
+
+@dataclass
+class Vote:
+    """The outcome of a majority vote: the winner and how contested it was."""
+
+    answer: str | None
+    """The winning group's representative (its shortest spelling), None if no sample had an answer."""
+    votes: int
+    """Samples in the winning group."""
+    tied: bool
+    """Another group had as many votes: the tie rule picked the winner."""
+
+
+def vote(answers: Sequence[str | None]) -> Vote:
+    """Majority vote over answers grouped by the grader's equivalence (cons@k / maj@k).
+
+    Two answers vote together when :func:`grpo_lab.rewards.grade_answer` would accept one as the
+    other: plain numbers by exact value ("42" = "42.0"), anything else by math-verify, so
+    ``\\frac{1}{2}``, ``0.5`` and ``1/2`` are one vote. Each answer joins the first group (in tie
+    order) whose representative is equivalent to it, so grouping does not depend on sample order.
+
+    Tie rule (documented because it decides cons@k when two groups have the same count): the
+    winner is the tied group whose representative comes first in a fixed order — numbers before
+    other answers, smaller numbers first, other answers by their text. The rule is arbitrary but
+    deterministic and independent of sample order; :func:`score_exam` reports how often it was used
+    (``cons_tie_rate``).
     """
-    counts: dict[Fraction | str, int] = {}
-    first_spelling: dict[Fraction | str, str] = {}
+    keys: dict[Fraction | str, tuple[str, int]] = {}  # one spelling and a count per distinct key
     for answer in answers:
-        if answer is None:
+        if answer is None or not answer.strip():
             continue
         key = _vote_key(answer)
-        counts[key] = counts.get(key, 0) + 1
-        first_spelling.setdefault(key, answer)
-    if not counts:
-        return None
-    # dicts keep insertion order and max() returns the first maximum: ties go to first seen.
-    winner = max(counts, key=counts.__getitem__)
-    return first_spelling[winner]
+        spelling, count = keys.get(key, (answer, 0))
+        keys[key] = (min(spelling, answer, key=lambda a: (len(a), a)), count + 1)  # shortest spelling
+    groups: list[list] = []  # [representative key, spelling, count], in tie order
+    for key in sorted(keys, key=_tie_order):
+        spelling, count = keys[key]
+        for group in groups:
+            same = key == group[0] if isinstance(key, Fraction) and isinstance(group[0], Fraction) \
+                else grade_answer(spelling, group[1])
+            if same:
+                group[2] += count
+                break
+        else:
+            groups.append([key, spelling, count])
+    if not groups:
+        return Vote(answer=None, votes=0, tied=False)
+    top = max(group[2] for group in groups)
+    winners = [group for group in groups if group[2] == top]
+    return Vote(answer=winners[0][1], votes=top, tied=len(winners) > 1)
+
+
+def majority_vote(answers: Sequence[str | None]) -> str | None:
+    """The winning answer of :func:`vote` (None when every answer is None)."""
+    return vote(answers).answer
 
 
 @dataclass
@@ -119,7 +157,9 @@ def score_exam(
         lexicon: reflection lexicon (grpo_lab.phenomena.LEXICONS name or word list).
 
     ``metrics`` keys: ``pass@1`` (mean correctness over the n samples, averaged over questions:
-    R1's "pass@1" / avg@n), ``cons@{n}`` (majority vote), ``pass@{k}`` for each k in ``ks`` with
+    R1's "pass@1" / avg@n), ``cons@{n}`` (majority vote over answers grouped by the grader's
+    equivalence, see :func:`vote`), ``cons_tie_rate`` (fraction of questions whose vote was a tie,
+    settled by :func:`vote`'s tie rule), ``pass@{k}`` for each k in ``ks`` with
     k ≤ n (unbiased estimator, averaged), ``reflection_rate`` (fraction of responses with a
     reflection marker), ``reflection@{n}`` (fraction of questions with one in any sample),
     ``mean_reflections``, ``format_rate`` (strict R1-Zero format), ``answer_rate`` (fraction with an
@@ -169,15 +209,16 @@ def score_exam(
             sample_rows.append(row)
 
         num_correct = sum(correct)
-        majority = majority_vote(extracted)
+        majority = vote(extracted)
         question_row = {
             "question": question,
             "answer": gold,
             "n": n,
             "num_correct": num_correct,
             "pass@1": num_correct / n,
-            "majority_answer": majority,
-            "cons_correct": grade_answer(majority, gold),
+            "majority_answer": majority.answer,
+            "cons_correct": grade_answer(majority.answer, gold),
+            "cons_tied": majority.tied,
             "mean_length": sum(group_lengths) / n,
             "reflection_rate": sum(r > 0 for r in reflections) / n,
         }
@@ -192,6 +233,7 @@ def score_exam(
     metrics: dict[str, float] = {
         "pass@1": float(per_question["pass@1"].mean()),
         f"cons@{n}": float(per_question["cons_correct"].mean()),
+        "cons_tie_rate": float(per_question["cons_tied"].mean()),
     }
     for k in usable_ks:
         metrics[f"pass@{k}"] = float(per_question[f"pass@{k}"].mean())
@@ -240,11 +282,20 @@ def evaluate_model(
     lexicon: str = "default",
     ks: Sequence[int] = (1, 2, 4, 8, 16),
     progress: bool = False,
+    forbid_phrases: Sequence[str] = (),
 ) -> ExamResult:
     """AIME-style evaluation: k samples per question at T 0.6, top-p 0.95 (DeepSeek-R1 §3).
 
     Sampling uses its own seeded torch.Generator, so evaluating never changes what training
     samples next, and two evaluations of the same weights with the same seed are identical.
+
+    ``forbid_phrases``: a causal test of a behaviour. The first token of each phrase (as written
+    and after a space, see :func:`first_tokens`) is never sampled, so the policy cannot start the
+    phrase and must answer without it. Comparing pass@1 with and without the mask says how much of
+    a policy's accuracy depends on the behaviour, which a correlation (reflection rate in correct
+    vs incorrect answers) cannot. The mask also forbids every other word that begins with the same
+    token; in the micro world " wait" is used only by the check, on a real tokenizer check which
+    words share the token.
     """
     import torch
     from tqdm.auto import tqdm
@@ -254,6 +305,7 @@ def evaluate_model(
 
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
+    forbid_token_ids = first_tokens(tokenizer, forbid_phrases)
     questions = [str(row["question"]) for row in exam]
     prompts = [format_prompt(q, template, tokenizer) for q in questions]
     prefill = TEMPLATE_PREFILL.get(template, "")  # scored as part of the answer (grpo_lab.rewards.assistant_text)
@@ -265,7 +317,7 @@ def evaluate_model(
         chunk = prompts[start : start + per_batch]
         out = generate(
             model, tokenizer, chunk, num_samples=k, max_new_tokens=max_new_tokens, temperature=temperature,
-            top_p=top_p, stop_strings=list(stop_strings), generator=generator,
+            top_p=top_p, stop_strings=list(stop_strings), generator=generator, forbid_token_ids=forbid_token_ids,
         )
         n_tokens = out.lengths.tolist()
         clipped = out.truncated.tolist()
@@ -276,6 +328,21 @@ def evaluate_model(
     golds = [row["answer"] for row in exam]
     return score_exam(questions, golds, completions, lengths=lengths, truncated=truncated,
                       ks=[x for x in ks if x <= k], lexicon=lexicon)
+
+
+def first_tokens(tokenizer, phrases: Sequence[str]) -> list[int]:
+    """The token ids that can start each phrase: its first token as written and after a space.
+
+    Tokenizers give a word a different token at the start of a text and after a space (" wait" vs
+    "wait"), and a completion usually meets the phrase mid-text, so both are returned.
+    """
+    ids: set[int] = set()
+    for phrase in phrases:
+        for variant in (phrase.strip(), " " + phrase.strip()):
+            tokens = tokenizer(variant, add_special_tokens=False)["input_ids"]
+            if tokens:
+                ids.add(int(tokens[0]))
+    return sorted(ids)
 
 
 def load_eval_samples(run_dir, step: int | str = "last") -> pd.DataFrame:

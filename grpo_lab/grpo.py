@@ -14,8 +14,13 @@ results carry over (REFERENCE §2):
 
     grpo     mean over each sequence's tokens, then over sequences           (the paper, Eq. 3)
     bnpo     sum over the batch's tokens / active tokens in the batch
-    dapo     sum / active tokens of the whole generation batch, ε_high 0.28  (Yu et al. 2025, DAPO)
+    dapo     sum / active tokens of the whole generation batch                (Yu et al. 2025, DAPO)
     dr_grpo  sum / (sequences × max_completion_length), and no std scaling  (Liu et al. 2025, Dr. GRPO)
+
+DAPO's other change, clip-higher (ε_high = 0.28 > ε), is not part of `loss_type="dapo"`: it is
+`epsilon_high`, and it acts only when a batch is reused for several updates (μ = num_iterations ≥ 2).
+With μ = 1 the policy being updated is the one that sampled, ρ = 1 exactly, and no clip bound is
+ever reached (grpo_lab.config warns when epsilon_high is set with μ = 1).
 
 No value model: the group's mean reward is the baseline. That is GRPO's memory saving over PPO.
 """
@@ -161,7 +166,7 @@ def grpo_loss(
     elif loss_type in ("bnpo", "dapo"):
         # Σ tokens / active tokens. bnpo: of this batch; dapo: of the whole generation batch
         # (DAPO Eq. 8). They differ only when a generation batch is split into several optimiser
-        # steps, which grpo-lab never does, so here dapo is bnpo plus its clip-higher ε_high.
+        # steps, which grpo-lab never does, so here dapo computes what bnpo computes.
         normalizer = mask.sum() if num_items_in_batch is None else torch.as_tensor(num_items_in_batch, dtype=mask.dtype)
         loss = masked.sum() / normalizer.clamp(min=1.0)
     elif loss_type == "dr_grpo":  # Σ tokens / (B × L_max), a constant (Dr. GRPO §3.2)

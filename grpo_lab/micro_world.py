@@ -3,20 +3,29 @@
 No model can be downloaded in a workshop without network, and a laptop has no GPU, so the project
 pretrains its own base model (a 0.5M-parameter Llama) on a synthetic corpus in a few minutes.
 The corpus is built so that the base model holds, at falling rates, a *ladder* of behaviours,
-each longer and more accurate than the one below (the mechanism the R1-Zero reproductions
-describe: behaviours RL amplifies are already present, rarely, in the base model):
+each longer and more accurate than the one below:
 
     direct     <think> </think> <answer> 38 </answer>                         shortest, a guess
-    one-shot   <think> 7 + 1 + 5 + 6 + 4 + 5 + 7 + 3 = 38 . </think> ...     restate, sum at once
     chunked    <think> 7 + 1 + 5 + 6 = 19 . 19 + 4 + 5 + 7 + 3 = 38 . </think> ...
     verified   ... 19 + 4 + 5 + 7 + 3 = 37 . wait , let me check : 19 + 4 = 23 , 23 + 5 = 28 ,
                28 + 7 = 35 , 35 + 3 = 38 . </think> <answer> 38 </answer>
 
-Nothing plants errors for RL to unlearn: the wrong answers are the model's own (a multi-operand
-sum done at once is hard for a 2-layer model). The only wrong values in the corpus are in
-verified chunks, where the check catches and corrects them — that is what teaches a check to
-*repair*. RL on accuracy alone then climbs the ladder: responses get longer and the share of
-responses that check their work ("wait, let me check") rises, without either being rewarded.
+(a one-shot rung, the whole sum at once, exists but is off by default: see CorpusConfig.)
+
+Where the corpus is wrong, by construction (CorpusConfig): a direct answer is a guess, exact
+only 25% of the time (``p_direct_exact``); a checked chunk shows a wrong value half the time
+(``p_verified_chunk_wrong``), and the check then corrects it — that is what teaches a check to
+*repair*. Unchecked chunked working in the corpus is always right: the errors a policy makes
+there are its own (a multi-operand sum done at once is hard for a 2-layer model, and so is copying
+operands). Checking is rare in the corpus (a chunk is checked with p = 0.15) and rarer still in
+the base model's exam answers at step 0 (1–2%).
+
+RL on accuracy alone then amplifies a behaviour that pretraining put there at a low rate: the
+share of answers that check their work ("wait, let me check") rises and responses get longer,
+without either being rewarded. That is the mechanism the R1-Zero reproductions describe (e.g.
+oat-zero: base models already reflect at step 0); it is not reflection invented by RL. Whether
+the policy's accuracy actually *depends* on checking is measured, not assumed: evaluate with the
+check forbidden (grpo_lab.evaluate.evaluate_model's ``forbid_phrases``; notebook 06).
 
 Design and measurements: `docs/micro_world.md` and ../shared/MICRO_WORLD_NOTES.md ("v8").
 """
@@ -163,11 +172,24 @@ def _recheck(start: int | None, terms: list[int]) -> tuple[str, int]:
 
 def working(rng: random.Random, operands: list[int], cfg: CorpusConfig, style: str) -> str:
     """The think part of a main document in one of the ladder's styles."""
+    return labelled_working(rng, operands, cfg, style)[0]
+
+
+def labelled_working(
+    rng: random.Random, operands: list[int], cfg: CorpusConfig, style: str
+) -> tuple[str, list[dict]]:
+    """:func:`working` plus the truth about each check it wrote, for measuring aha detectors.
+
+    One dict per checked chunk: ``shown`` (the chunk's one-shot value), ``true`` (the right sum),
+    ``checked`` (the value the check arrives at), ``wrong`` (shown ≠ true) and ``corrected``
+    (wrong and the check arrived at the true value). It draws the same random numbers as
+    :func:`working`, so the corpus does not change.
+    """
     if style == "direct":
-        return ""
+        return "", []
     if style == "one_shot":
-        return " + ".join(map(str, operands)) + f" = {_guess(rng, sum(operands), cfg.p_one_shot_exact)} ."
-    lines, total = [], None
+        return " + ".join(map(str, operands)) + f" = {_guess(rng, sum(operands), cfg.p_one_shot_exact)} .", []
+    lines, total, checks = [], None, []
     for i in range(0, len(operands), cfg.chunk_size):
         chunk = operands[i : i + cfg.chunk_size]
         terms = ([total] if total is not None else []) + chunk
@@ -176,10 +198,12 @@ def working(rng: random.Random, operands: list[int], cfg: CorpusConfig, style: s
             shown = _wrong(rng, true_value) if rng.random() < cfg.p_verified_chunk_wrong else true_value
             check, value = _recheck(None, terms)
             lines.append(f"{' + '.join(map(str, terms))} = {shown} . wait , let me check : {check} .")
+            checks.append({"shown": shown, "true": true_value, "checked": value, "wrong": shown != true_value,
+                           "corrected": shown != true_value and value == true_value})
         else:
             lines.append(f"{' + '.join(map(str, terms))} = {true_value} .")
         total = true_value
-    return " ".join(lines)
+    return " ".join(lines), checks
 
 
 def document(rng: random.Random, cfg: CorpusConfig, exclude: set) -> str:
@@ -197,18 +221,45 @@ def styled_document(rng: random.Random, cfg: CorpusConfig, exclude: set) -> tupl
         check, value = _recheck(start, terms)
         return (f"User : is {lhs} = {claimed} ? Assistant : <think> wait , let me check : {check} . </think> "
                 f"<answer> {value} </answer>"), "check"
+    text, style, _ = _main_document(rng, cfg, exclude)
+    return text, style
+
+
+def _main_document(rng: random.Random, cfg: CorpusConfig, exclude: set) -> tuple[str, str, dict]:
+    """A question answered in one of the ladder's styles: (text, style, truth about it)."""
     while True:
         ops = sample_operands(rng, rng.randint(cfg.k_min, cfg.k_max))
         if tuple(ops) not in exclude:
             break
     style = rng.choices(["direct", "one_shot", "chunked"], weights=[cfg.direct, cfg.one_shot, cfg.chunked])[0]
-    think = working(rng, ops, cfg, style)
+    think, checks = labelled_working(rng, ops, cfg, style)
     if style == "direct":
         answer = _guess(rng, sum(ops), cfg.p_direct_exact)
     else:  # the answer is what the working arrived at
         answer = int(think.rstrip(" .").rsplit("=", 1)[-1])
     think = f" {think} " if think else " "
-    return f"{prompt_for(make_question(ops))} <think>{think}</think> <answer> {answer} </answer>", style
+    text = f"{prompt_for(make_question(ops))} <think>{think}</think> <answer> {answer} </answer>"
+    return text, style, {"correct": answer == sum(ops), "checks": checks}
+
+
+def labelled_aha_set(n: int = 20_000, seed: int = 0, cfg: CorpusConfig | None = None) -> list[dict]:
+    """``n`` answers written by the corpus generator, each with the truth an aha detector must find.
+
+    Answers are main documents (the question-answering kind; the check drills have no working of
+    their own to correct) cut after "Assistant :", as a policy would write them. Each row:
+    ``completion``, ``style``, ``correct`` (the final answer is right), ``checks`` (see
+    :func:`labelled_working`) and ``aha`` (at least one check found a wrong value and corrected
+    it). Here the truth is known by construction, so a detector's precision and recall can be
+    measured instead of assumed (benchmarks/aha_precision.py).
+    """
+    rng, cfg = random.Random(seed), cfg or CorpusConfig()
+    rows = []
+    while len(rows) < n:
+        text, style, truth = _main_document(rng, cfg, exclude=set())
+        completion = text.split("Assistant :", 1)[1]
+        rows.append({"completion": completion, "style": style, **truth,
+                     "aha": any(c["corrected"] for c in truth["checks"])})
+    return rows
 
 
 # --------------------------------------------------------------------------- tokenizer

@@ -60,10 +60,16 @@ class Rollout:
 
 
 def sample_token(
-    logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None
+    logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None,
+    banned: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Sample one token per row from logits (B, V) with temperature and nucleus (top-p) filtering."""
+    """Sample one token per row from logits (B, V) with temperature and nucleus (top-p) filtering.
+
+    `banned`: token ids that may never be sampled (their logits become -inf before top-p).
+    """
     logits = logits.float() / temperature
+    if banned is not None:
+        logits = logits.index_fill(-1, banned, float("-inf"))
     if top_p < 1.0:
         sorted_logits, sorted_idx = logits.sort(dim=-1, descending=True)
         probs = sorted_logits.softmax(dim=-1)
@@ -149,6 +155,7 @@ def generate(
     stop_strings: list[str] | tuple[str, ...] = ("</answer>",),
     generator: torch.Generator | None = None,
     decoder: str = "auto",
+    forbid_token_ids: list[int] | tuple[int, ...] = (),
 ) -> Rollout:
     """Sample `num_samples` completions for every prompt; the samples of a prompt are contiguous.
 
@@ -156,6 +163,8 @@ def generate(
     reproducible without touching the global RNG (evaluation uses its own, so evaluating does not
     change what training samples next). `decoder`: "auto" (the lean decoder when the model is a
     Llama/Qwen2, else Hugging Face's forward), "lean" or "hf" (to compare them).
+    `forbid_token_ids`: tokens never sampled (evaluation's causal test of reflection masks the first
+    token of the reflection phrase; see grpo_lab.evaluate.evaluate_model's `forbid_phrases`).
     """
     device = next(model.parameters()).device
     expanded = [p for p in prompts for _ in range(num_samples)]
@@ -171,6 +180,7 @@ def generate(
     lengths = torch.zeros(batch, dtype=torch.long, device=device)
     finished = torch.zeros(batch, dtype=torch.bool, device=device)
     eos = torch.tensor(eos_ids, device=device)
+    banned = torch.tensor(sorted(set(forbid_token_ids)), dtype=torch.long, device=device) if forbid_token_ids else None
 
     def record(tokens: torch.Tensor, rows: torch.Tensor, t: int) -> torch.Tensor:
         """Write the tokens sampled for `rows` at column t; return which of them finished."""
@@ -187,9 +197,9 @@ def generate(
     try:
         if decoder == "lean":
             _sample_lean(model, prompt_ids, prompt_mask, num_samples, max_new_tokens, temperature, top_p, generator,
-                         pad_id, record)
+                         pad_id, record, banned)
         elif decoder == "hf":
-            _sample_hf(model, prompt_ids, prompt_mask, max_new_tokens, temperature, top_p, generator, record)
+            _sample_hf(model, prompt_ids, prompt_mask, max_new_tokens, temperature, top_p, generator, record, banned)
         else:
             raise ValueError(f"decoder={decoder!r}; allowed: 'auto', 'lean', 'hf'")
     finally:
@@ -214,7 +224,8 @@ def generate(
     )
 
 
-def _sample_hf(model, prompt_ids, prompt_mask, max_new_tokens, temperature, top_p, generator, record) -> None:
+def _sample_hf(model, prompt_ids, prompt_mask, max_new_tokens, temperature, top_p, generator, record,
+               banned=None) -> None:
     """The sampling loop on Hugging Face's forward and a DynamicCache (any causal LM).
 
     Finished rows are dropped from the batch and the cache at once (`batch_select_indices`).
@@ -236,7 +247,7 @@ def _sample_hf(model, prompt_ids, prompt_mask, max_new_tokens, temperature, top_
     logits = out.logits[:, -1]
 
     for t in range(max_new_tokens):
-        tokens = sample_token(logits, temperature, top_p, generator)
+        tokens = sample_token(logits, temperature, top_p, generator, banned)
         done = record(tokens, rows, t)
         if done.all() or t == max_new_tokens - 1:
             break
@@ -258,7 +269,7 @@ def _sample_hf(model, prompt_ids, prompt_mask, max_new_tokens, temperature, top_
 
 
 def _sample_lean(model, prompt_ids, prompt_mask, num_samples, max_new_tokens, temperature, top_p, generator, pad_id,
-                 record) -> None:
+                 record, banned=None) -> None:
     """The sampling loop on `LeanDecoder`: one prefill per prompt, static KV cache and mask.
 
     The G samples of a prompt share its prefill: the prompt runs once and its cache is copied G
@@ -285,7 +296,7 @@ def _sample_lean(model, prompt_ids, prompt_mask, num_samples, max_new_tokens, te
     step_tokens = torch.full((batch,), pad_id, dtype=torch.long, device=device)
     for t in range(max_new_tokens):
         live_logits = logits if len(live) == len(slot_row) else logits[live]
-        tokens = sample_token(live_logits, temperature, top_p, generator)
+        tokens = sample_token(live_logits, temperature, top_p, generator, banned)
         done = record(tokens, slot_row[live], t)
         if t == max_new_tokens - 1:
             break

@@ -356,7 +356,7 @@ class GRPOTrainer:
             self.model, self.tokenizer, self.exam, k=e.k, temperature=e.temperature, top_p=e.top_p,
             max_new_tokens=e.max_new_tokens or g.max_new_tokens, template=self.config.data.template,
             stop_strings=g.stop_strings, batch_size=e.batch_size, seed=g.seed * 1_000_003 + step,
-            lexicon=e.lexicon,
+            lexicon=e.lexicon, forbid_phrases=e.forbid_phrases,
         )
         self.eval_results[step] = result
         if self.logger is not None:

@@ -95,3 +95,26 @@ def _message(fn) -> str:
     except Exception as exc:  # noqa: BLE001 - we want the text
         return str(exc)
     return ""
+
+
+def test_epsilon_high_with_one_update_per_batch_warns_that_it_cannot_act():
+    with pytest.warns(UserWarning, match=r"grpo.epsilon_high = 0.28 has no effect with grpo.num_iterations = 1"):
+        load_config(None, ["grpo.epsilon_high=0.28"])
+
+
+def test_epsilon_high_with_several_updates_per_batch_does_not_warn(recwarn):
+    load_config(None, ["grpo.epsilon_high=0.28", "grpo.num_iterations=2"])
+    load_config(None, ["grpo.epsilon_high=0.2"])  # equal to epsilon: nothing claimed
+    assert not [w for w in recwarn if "epsilon_high" in str(w.message)]
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in packaged_config("micro_r1_zero").parent.glob("*.yaml")))
+def test_no_packaged_config_sets_a_clip_bound_that_cannot_act(name, recwarn):
+    cfg = load_config(packaged_config(name))
+    assert cfg.grpo.num_iterations > 1 or cfg.grpo.epsilon_high in (None, cfg.grpo.epsilon)
+    assert not [w for w in recwarn if "epsilon_high" in str(w.message)]
+
+
+def test_eval_forbid_phrases_is_a_list_of_phrases_defaulting_to_none():
+    assert load_config(None).eval.forbid_phrases == []
+    assert load_config(None, ["eval.forbid_phrases=[wait]"]).eval.forbid_phrases == ["wait"]

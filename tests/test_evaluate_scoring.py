@@ -8,7 +8,8 @@ import math
 import pandas as pd
 import pytest
 
-from grpo_lab.evaluate import ExamResult, majority_vote, pass_at_k, score_exam
+from grpo_lab.evaluate import ExamResult, majority_vote, pass_at_k, score_exam, vote
+from grpo_lab.rewards import grade_answer
 
 # ---------------------------------------------------------------- pass@k
 
@@ -61,8 +62,26 @@ def test_majority_vote_normalises_numbers():
     assert majority_vote(["7", "42", "42.0", "7.5"]) == "42"
 
 
-def test_majority_vote_breaks_ties_by_first_occurrence():
-    assert majority_vote(["b", "a", "a", "b"]) == "b"
+def test_majority_vote_breaks_ties_by_a_fixed_order_not_by_sample_order():
+    # Numbers before other answers, smaller numbers first, then text: the same winner in any order.
+    assert majority_vote(["b", "a", "a", "b"]) == majority_vote(["a", "b", "b", "a"]) == "a"
+    assert majority_vote(["3", "2"]) == majority_vote(["2", "3"]) == "2"
+    assert majority_vote(["x", "7"]) == majority_vote(["7", "x"]) == "7"
+    assert vote(["3", "2"]).tied and not vote(["3", "3", "2"]).tied
+
+
+def test_majority_vote_groups_answers_the_grader_finds_equal():
+    # \frac{1}{2}, 0.5 and 1/2 are one answer to the grader, so they are one vote (3 beats 2 × "3").
+    result = vote(["3", r"\frac{1}{2}", "0.5", "3", "1/2"])
+    assert (result.votes, result.tied) == (3, False)
+    assert grade_answer(result.answer, "0.5")
+
+
+def test_cons_at_k_does_not_depend_on_sample_order_and_reports_ties():
+    one_then_two = score_exam(["q"], ["1"], [[answer("1"), answer("2")]])
+    two_then_one = score_exam(["q"], ["1"], [[answer("2"), answer("1")]])
+    assert one_then_two.metrics["cons@2"] == two_then_one.metrics["cons@2"]
+    assert one_then_two.metrics["cons_tie_rate"] == two_then_one.metrics["cons_tie_rate"] == 1.0
 
 
 def test_majority_vote_ignores_whitespace_in_non_numbers():
@@ -107,6 +126,7 @@ def test_score_exam_pass_at_1_is_mean_correctness(exam):
 def test_score_exam_cons_at_n_uses_majority_vote(exam):
     assert exam.metrics["cons@4"] == pytest.approx(1 / 3)
     assert exam.per_question["majority_answer"].tolist() == ["42", "3", "8"]
+    assert exam.metrics["cons_tie_rate"] == 0.0
 
 
 def test_score_exam_pass_at_k_skips_k_larger_than_n(exam):

@@ -121,3 +121,18 @@ def test_committed_micro_model_loads_like_any_hub_model():
     info = json.loads((path / "micro_world.json").read_text())
     assert sum(p.numel() for p in model.parameters()) == info["parameters"]
     assert tok.pad_token == "<pad>" and (path / "model.safetensors").exists()
+
+
+def test_labelled_working_writes_the_same_corpus_and_the_truth_of_each_check():
+    cfg = mw.CorpusConfig()
+    a, b = random.Random(5), random.Random(5)
+    for _ in range(300):
+        ops = [a.randint(1, 9) for _ in range(8)]
+        assert [b.randint(1, 9) for _ in range(8)] == ops
+        text = mw.working(a, ops, cfg, "chunked")
+        labelled, checks = mw.labelled_working(b, ops, cfg, "chunked")
+        assert labelled == text  # same random draws: the pretraining corpus is unchanged
+        assert len(checks) == text.count("wait")
+        for check in checks:
+            assert check["wrong"] == (check["shown"] != check["true"])
+            assert check["corrected"] == check["wrong"]  # the corpus's checks always repair

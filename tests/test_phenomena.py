@@ -8,10 +8,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from grpo_lab.micro_world import labelled_aha_set
 from grpo_lab.phenomena import (
+    DEFAULT_LEXICON,
     LEXICONS,
     count_reflections,
     find_aha_examples,
+    find_corrections,
     length_stats,
     reflection_at_k,
     reflection_stats,
@@ -26,7 +29,21 @@ def test_count_reflections_does_not_count_await_as_wait():
 
 
 def test_count_reflections_is_case_insensitive_for_word_lists():
-    assert count_reflections("WAIT. wait. Wait!") == 3
+    assert count_reflections("WAIT, I see. wait, no. Wait!") == 3
+
+
+def test_default_lexicon_counts_adjacent_markers_as_one_reflection():
+    # "wait" and "let me check" are both markers; with only punctuation between them they are one
+    # reflection (the micro world's check phrase), as is R1's "Wait, wait. Wait." (Table 3).
+    assert count_reflections("wait , let me check : 2 + 2 = 4") == 1
+    assert count_reflections("Wait, wait. Wait. That's an aha moment") == 2  # "aha" after words
+    assert count_reflections("wait , let me check : 2 + 2 = 4 . wait , let me check : 4 + 1 = 5") == 2
+
+
+def test_grpo_lab_is_the_default_lexicon_and_default_is_its_alias():
+    assert DEFAULT_LEXICON == "grpo-lab" and LEXICONS["grpo-lab"].method == "word_boundary"
+    text = "Wait, retry. Hmm, let me check again."
+    assert count_reflections(text) == count_reflections(text, "default") == count_reflections(text, "grpo-lab")
 
 
 def test_count_reflections_matches_whole_words_only():
@@ -43,12 +60,26 @@ def test_count_reflections_counts_overlapping_phrases_once():
 
 
 def test_count_reflections_accepts_a_custom_word_list():
-    assert count_reflections("Oops, oops.", ["oops"]) == 2
+    assert count_reflections("Oops, I did it. oops.", ["oops"]) == 2
 
 
-def test_understand_r1_zero_lexicon_counts_its_words():
-    text = "Let me recheck. I will re-evaluate, double-check and go over the  steps. Wait."
-    assert count_reflections(text, "understand-r1-zero") == 4  # "wait" is not in its list
+def test_understand_r1_zero_marks_a_response_once_by_lower_cased_substring():
+    # Its code: any(response.count(keyword) > 0 for keyword in keywords) on the lower-cased text.
+    text = "Let me recheck. I will re-evaluate, double-check and go over the steps. Wait."
+    assert count_reflections(text, "understand-r1-zero") == 1  # yes/no, not a count
+    inflected = "Rechecking… reconsidered… double-checking…"
+    assert count_reflections(inflected, "understand-r1-zero") == 1  # substrings match inflections
+    assert count_reflections(inflected, "grpo-lab") == 0  # whole words do not
+    assert count_reflections("Wait.", "understand-r1-zero") == 0  # "wait" is not in its list
+
+
+def test_simplerl_sums_lower_cased_substring_counts():
+    # Its code: sum(text.lower().count(keyword) for keyword in keywords).
+    assert count_reflections("Waiting… Rethinking", "simplerl") == 2
+    assert count_reflections("Waiting… Rethinking", "grpo-lab") == 0
+    assert count_reflections("retry again", "simplerl") == 2  # "retry" and "try again"
+    assert count_reflections("retry again", "grpo-lab") == 0
+    assert count_reflections("we await it", "simplerl") == 1  # the pitfall word boundaries avoid
 
 
 def test_simplerl_lexicon_counts_however_and_wait():
@@ -61,14 +92,25 @@ def test_orz_lexicon_is_case_sensitive_regex():
     assert count_reflections("recheck.", "orz") == 0  # needs a comma or whitespace after it
 
 
-def test_every_named_lexicon_is_documented():
-    assert {"default", "understand-r1-zero", "simplerl", "orz"} <= set(LEXICONS)
+def test_orz_sums_findall_per_pattern_where_the_others_disagree():
+    text = "Wait, we await, then retry. wait , check"
+    # ORZ: "await," matches `wait,`; "Wait," does not; "wait ," (space) does not; retry once.
+    assert count_reflections(text, "orz") == 2
+    assert count_reflections(text, "simplerl") == 4  # wait ×3 (Wait, await, wait) + retry
+    assert count_reflections(text, "grpo-lab") == 2  # "Wait" and "wait" (not "await", not "retry")
+
+
+def test_every_named_lexicon_is_documented_with_its_counting_method():
+    assert set(LEXICONS) == {"grpo-lab", "understand-r1-zero", "simplerl", "orz"}
+    methods = {name: lexicon.method for name, lexicon in LEXICONS.items()}
+    assert methods == {"grpo-lab": "word_boundary", "understand-r1-zero": "substring_any",
+                       "simplerl": "substring_count", "orz": "regex_count"}
     for lexicon in LEXICONS.values():
         assert lexicon.patterns and lexicon.source
 
 
 def test_count_reflections_unknown_lexicon_lists_known_names():
-    with pytest.raises(ValueError, match="unknown lexicon 'r1'.*default, understand-r1-zero"):
+    with pytest.raises(ValueError, match="unknown lexicon 'r1'.*grpo-lab, understand-r1-zero"):
         count_reflections("wait", "r1")
 
 
@@ -76,7 +118,7 @@ def test_count_reflections_unknown_lexicon_lists_known_names():
 
 
 def test_reflection_stats_reports_mean_count_and_rate():
-    stats = reflection_stats(["wait wait", "fine", "hmm"])
+    stats = reflection_stats(["wait, I said wait", "fine", "hmm"])
     assert stats == {"mean_count": 1.0, "rate": pytest.approx(2 / 3)}
 
 
@@ -143,6 +185,35 @@ def test_find_aha_examples_skips_incorrect_completions():
 def test_find_aha_examples_skips_reflections_that_confirm_the_value():
     confirm = "<think> 2 + 2 = 4. Wait, check: 2 + 2 = 4. </think> <answer>4</answer>"
     assert find_aha_examples([confirm], [True]) == []
+
+
+def test_find_aha_examples_ignores_a_confirming_check_followed_by_the_next_chunk():
+    # The check confirms 24; the next chunk's sum (45) is the working going on, not the check's result.
+    text = (" <think> 5 + 4 + 6 + 9 = 24 . wait , let me check : 5 + 4 = 9 , 9 + 6 = 15 , 15 + 9 = 24 ."
+            " 24 + 4 + 1 + 9 + 7 = 45 . </think> <answer> 45 </answer>")
+    assert find_aha_examples([text], [True]) == []
+    [check] = find_corrections(text)
+    assert (check["before"], check["after"], check["changed"]) == ("24", "24", False)
+
+
+def test_find_corrections_reads_the_result_in_the_next_sentence_when_the_marker_states_none():
+    text = "<think> 17 * 3 = 41. Wait, that is wrong. 17 * 3 = 51. So 51 + 1 = 52. </think>"
+    [check] = find_corrections(text)
+    assert (check["before"], check["after"], check["changed"]) == ("41", "51", True)
+
+
+def test_aha_detection_precision_and_recall_on_the_labelled_micro_corpus():
+    # Answers written by the corpus generator, which knows whether each checked value was wrong and
+    # whether the check corrected it (benchmarks/aha_precision.py prints the 20,000-answer figures).
+    rows = labelled_aha_set(4000, seed=1)
+    truth = [r["aha"] for r in rows]
+    assert 50 < sum(truth) < len(rows) - 50  # both kinds present, and confirming checks too
+    assert sum(bool(r["checks"]) and not r["aha"] for r in rows) > 50
+    found = {e["index"] for e in find_aha_examples([r["completion"] for r in rows], [r["correct"] for r in rows],
+                                                   max_examples=len(rows))}
+    true_positives = sum(truth[i] for i in found)
+    assert true_positives / len(found) >= 0.95  # precision
+    assert true_positives / sum(truth) >= 0.90  # recall
 
 
 def test_find_aha_examples_respects_max_examples():

@@ -169,3 +169,36 @@ def test_lean_decoder_leaves_adapters_and_modes_as_they_were(tiny_model_dir):
     assert model.training
     for n, p in model.named_parameters():
         assert torch.equal(p, before[n]), n
+
+
+@pytest.mark.parametrize("decoder", ["hf", "lean"])
+def test_forbidden_tokens_are_never_sampled_and_both_decoders_agree(tiny_model_dir, decoder):
+    """The causal test of reflection masks a phrase's first token; both decoders must honour the mask
+    and still draw the same tokens as each other."""
+    model, tok = _lora_model(tiny_model_dir)
+    banned = [tok.convert_tokens_to_ids(" wait"), tok.convert_tokens_to_ids(" 7")]
+    prompts = [prompt_for("1 + 2 = ?"), prompt_for("3 + 4 + 5 = ?")]
+
+    def run(which, forbid):
+        return generate(model, tok, prompts, num_samples=8, max_new_tokens=30, temperature=1.5,
+                        generator=torch.Generator().manual_seed(1), decoder=which, forbid_token_ids=forbid)
+
+    free, masked = run(decoder, ()), run(decoder, banned)
+    assert any(t in banned for t in free.completion_ids[free.completion_mask.bool()].tolist())  # the test can fail
+    assert not any(t in banned for t in masked.completion_ids[masked.completion_mask.bool()].tolist())
+    other = run("lean" if decoder == "hf" else "hf", banned)
+    assert torch.equal(masked.completion_ids, other.completion_ids)
+
+
+def test_evaluate_model_with_the_reflection_phrase_forbidden_never_writes_it(tiny_model_dir):
+    from grpo_lab.evaluate import evaluate_model, first_tokens
+
+    model, tok = _load(tiny_model_dir)
+    phrase = "wait , let me check"
+    assert first_tokens(tok, [phrase]) == sorted({tok.convert_tokens_to_ids("wait"), tok.convert_tokens_to_ids(" wait")})
+    exam = [{"question": f"{a} + {b} = ?", "answer": str(a + b)} for a, b in ((1, 2), (3, 4), (5, 6))]
+    common = dict(k=8, temperature=1.5, top_p=1.0, max_new_tokens=30, template="micro", seed=0, ks=(1,))
+    free = evaluate_model(model, tok, exam, **common)
+    forbidden = evaluate_model(model, tok, exam, forbid_phrases=[phrase], **common)
+    assert free.samples["completion"].str.contains("wait").any()  # the random model does write it
+    assert not forbidden.samples["completion"].str.contains("wait").any()
