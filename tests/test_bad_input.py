@@ -66,9 +66,9 @@ def test_row_without_question_or_answer_names_field_line_and_setting(tmp_path, m
     assert f"{path}:2" in msg and f"no {missing!r} field" in msg and setting in msg and "'id'" in msg
 
 
-def test_null_answer_counts_as_missing(tmp_path):
+def test_null_answer_is_reported_as_null(tmp_path):
     path = write_lines(tmp_path / "train.jsonl", [json.dumps({"question": "q", "answer": None})])
-    assert "no 'answer' field" in message(lambda: load_dataset_file(path))
+    assert "the 'answer' field is null (data.answer_field = 'answer')" in message(lambda: load_dataset_file(path))
 
 
 def test_custom_field_names_are_honoured_and_checked(tmp_path):
@@ -107,7 +107,7 @@ def test_parquet_datasets_load_and_are_checked(tmp_path):
     assert [r["answer"] for r in load_dataset_file(good)] == ["2", "4"]
     bad = tmp_path / "bad.parquet"
     pd.DataFrame({"question": ["1 + 1 = ?", "2 + 2 = ?"], "answer": ["2", None]}).to_parquet(bad)
-    assert f"{bad}: row 1: row has no 'answer' field" in message(lambda: load_dataset_file(bad))
+    assert f"{bad}: row 1: the 'answer' field is null" in message(lambda: load_dataset_file(bad))
     broken = tmp_path / "broken.parquet"
     broken.write_text("not parquet")
     assert f"{broken}: not a readable parquet file" in message(lambda: load_dataset_file(broken))
