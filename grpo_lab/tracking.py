@@ -7,6 +7,8 @@ Every run writes a plain directory that needs nothing but Python to read back::
       metrics.jsonl      one JSON object per `RunLogger.log` call, each with a "step" key
       completions.jsonl  sample completions, one JSON object per row, each with a "step" key
       summary.json       final numbers (`RunLogger.summary`), written atomically
+      previous/<time>/   earlier runs set aside by a fresh run in the same directory (grpo_lab.rundir)
+      .lock              held by the training process (grpo_lab.rundir)
       wandb/             wandb's offline run files, when wandb is offline and WANDB_DIR is unset
 
 wandb is a convenience on top, never a requirement: if it cannot start (no key, no network, a
@@ -214,8 +216,9 @@ class RunLogger:
         run_name: wandb run name; defaults to the run directory's name.
         resume: keep the existing `metrics.jsonl` / `completions.jsonl` and append to them.
             Call `truncate_after(checkpoint_step)` next so that the steps logged after the
-            checkpoint (and about to be redone) are not duplicated. Without `resume`, existing
-            log files in `run_dir` are replaced (with a warning) so a re-run cell starts clean.
+            checkpoint (and about to be redone) are not duplicated. Without `resume`, an earlier
+            run's files in `run_dir` are moved to `run_dir/previous/<UTC time>/` (with a warning,
+            grpo_lab.rundir) so a re-run cell starts clean and nothing is lost.
         wandb_init_timeout: seconds before giving up on `wandb.init` (wandb's default is 90).
         wandb_call_timeout: seconds any later call into wandb (log, summary, finish) may take;
             on a time-out wandb is switched off with one warning and logging goes on locally.

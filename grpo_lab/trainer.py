@@ -30,7 +30,13 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
-from grpo_lab.checkpoint import CheckpointCorrupt, checkpoints_newest_first, find_valid_checkpoint, verify_checkpoint, write_manifest
+from grpo_lab.checkpoint import (
+    CheckpointCorrupt,
+    checkpoints_newest_first,
+    find_valid_checkpoint,
+    verify_checkpoint,
+    write_manifest,
+)
 from grpo_lab.config import Config, ConfigError
 from grpo_lab.data import PromptSource, format_prompt, load_exam
 from grpo_lab.evaluate import ExamResult, evaluate_model
@@ -312,7 +318,7 @@ class GRPOTrainer:
         A finite loss and gradient can still give non-finite weights; those would be checkpointed
         and then crash sampling. One reduction over the trainable weights, one host sync a step.
         """
-        if bool(torch.stack([torch.isfinite(p).all() for p in params]).all()):
+        if not params or bool(torch.stack([torch.isfinite(p).all() for p in params]).all()):
             return
         last_good = _latest_checkpoint_or_none(self.run_dir)
         where = f"the last good checkpoint, {last_good}, is intact" if last_good else "no checkpoint was written yet"

@@ -552,3 +552,33 @@ def test_wandb_timeout_is_a_config_key_passed_to_the_logger(tiny_model_dir, tiny
     cfg.eval.at_start = False
     GRPOTrainer(cfg, run_dir=tmp_path / "run").train()
     assert seen["wandb_call_timeout"] == 2.5 and seen["wandb_init_timeout"] == 2.5
+
+
+def test_a_checkpoint_without_manifest_is_checked_for_its_files(tmp_path):
+    """Checkpoints written before manifests existed: required files and a readable trainer_state.json."""
+    from grpo_lab.checkpoint import CheckpointCorrupt, find_valid_checkpoint, verify_checkpoint
+
+    older, newer = (tmp_path / "checkpoints" / f"step-00000{i}" for i in (1, 2))
+    for ckpt in (older, newer):
+        ckpt.mkdir(parents=True)
+        for name in ("optimizer.pt", "rng_state.pt", "adapter_model.safetensors"):
+            (ckpt / name).write_bytes(b"x")
+        (ckpt / "trainer_state.json").write_text("{}")
+    (newer / "trainer_state.json").write_text('{"step": ')
+    with pytest.raises(CheckpointCorrupt, match="trainer_state.json: not valid JSON"):
+        verify_checkpoint(newer)
+    with pytest.warns(UserWarning, match="skipping checkpoint .*step-000002"):
+        assert find_valid_checkpoint(tmp_path) == older
+
+
+def test_the_run_directory_lock_excludes_a_second_holder_in_the_same_process(tmp_path):
+    from grpo_lab.rundir import RunDirectoryBusy, RunDirectoryLock, check_run_dir_free
+
+    with RunDirectoryLock(tmp_path / "run"):
+        with pytest.raises(RunDirectoryBusy, match=r"in use by process \d+"):
+            RunDirectoryLock(tmp_path / "run").acquire()
+        with pytest.raises(RunDirectoryBusy):
+            check_run_dir_free(tmp_path / "run")
+    check_run_dir_free(tmp_path / "run")  # released
+    with RunDirectoryLock(tmp_path / "run"):
+        pass
