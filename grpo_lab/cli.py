@@ -11,7 +11,7 @@ from importlib import resources
 from pathlib import Path
 
 from grpo_lab.config import ConfigError, load_config
-from grpo_lab.rundir import check_run_dir_free
+from grpo_lab.rundir import RunDirectoryLock
 
 DEFAULT_CONFIG = "micro_r1_zero"
 
@@ -42,10 +42,6 @@ def _set_cpu_threads() -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from grpo_lab.report import write_report
-    from grpo_lab.trainer import GRPOTrainer
-
-    _set_cpu_threads()
     if args.resume:
         run_dir = Path(args.resume)
         if args.config is not None:
@@ -61,14 +57,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         cfg = load_config(resolve_config_path(args.config or DEFAULT_CONFIG), args.set)
         run_dir = cfg.run_dir
-    check_run_dir_free(run_dir)  # a second `train` into the same directory stops now, not after loading
     if cfg.grpo.use_vllm:  # fail before a big model and the step-0 exam, not at the first rollout
         from grpo_lab.vllm_rollout import check_vllm_available
 
         check_vllm_available()
-    trainer = GRPOTrainer(cfg, run_dir=run_dir)
-    trainer.train(resume=bool(args.resume))
-    report = write_report(run_dir)
+    # Locked before torch and the model are loaded: a second `train` into the same directory stops at once.
+    with RunDirectoryLock(run_dir) as lock:
+        from grpo_lab.report import write_report
+        from grpo_lab.trainer import GRPOTrainer
+
+        _set_cpu_threads()
+        trainer = GRPOTrainer(cfg, run_dir=run_dir)
+        trainer.run_lock = lock
+        trainer.train(resume=bool(args.resume))
+        report = write_report(run_dir)
     print(f"run directory: {run_dir}\nreport: {report}")
     return 0
 
@@ -227,11 +229,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _loaded(module: str, name: str) -> tuple[type, ...]:
+    """The class `module.name` if that module is already imported, else ().
+
+    Why: the trainer and vLLM modules import torch (seconds). An exception of their classes can
+    only come from code that imported them, so `main` never imports them itself, and `train`
+    takes the run directory's lock before torch is loaded.
+    """
+    loaded = sys.modules.get(module)
+    return (getattr(loaded, name),) if loaded is not None else ()
+
+
 def main(argv: list[str] | None = None) -> int:
     from grpo_lab.rewards import RewardFunctionError
-    from grpo_lab.trainer import TrainingStopped
-
-    from grpo_lab.vllm_rollout import VLLMUnavailableError as _VLLMUnavailable
 
     args = build_parser().parse_args(argv)
     try:
@@ -240,14 +250,18 @@ def main(argv: list[str] | None = None) -> int:
         notes = "".join(f"\n{note}" for note in getattr(exc, "__notes__", []))
         print(f"grpo-lab {args.command}: interrupted{notes}", file=sys.stderr)
         return 130
-    except (ConfigError, FileNotFoundError, ValueError, OSError, KeyError, _VLLMUnavailable) as exc:  # bad input
+    except Exception as exc:
         notes = "".join(f"\n{note}" for note in getattr(exc, "__notes__", []))
-        print(f"grpo-lab {args.command}: error: {exc}{notes}", file=sys.stderr)
-        return 2
-    except (RewardFunctionError, TrainingStopped) as exc:  # the run stopped; its log and checkpoints stay
-        notes = "".join(f"\n{note}" for note in getattr(exc, "__notes__", []))
-        print(f"grpo-lab {args.command}: stopped: {exc}{notes}", file=sys.stderr)
-        return 1
+        bad_input = (ConfigError, FileNotFoundError, ValueError, OSError, KeyError,
+                     *_loaded("grpo_lab.vllm_rollout", "VLLMUnavailableError"))
+        stopped = (RewardFunctionError, *_loaded("grpo_lab.trainer", "TrainingStopped"))
+        if isinstance(exc, bad_input):
+            print(f"grpo-lab {args.command}: error: {exc}{notes}", file=sys.stderr)
+            return 2
+        if isinstance(exc, stopped):  # the run stopped; its log and checkpoints stay
+            print(f"grpo-lab {args.command}: stopped: {exc}{notes}", file=sys.stderr)
+            return 1
+        raise
 
 
 if __name__ == "__main__":

@@ -102,17 +102,6 @@ def _read_pid(fd: int) -> int | None:
         return None
 
 
-def check_run_dir_free(run_dir: str | Path) -> None:
-    """Raise `RunDirectoryBusy` now if another process is training into `run_dir` (nothing is created).
-
-    The CLI calls this before loading a model, so a second `train` stops in a second, not after
-    minutes of loading.
-    """
-    if not (Path(run_dir) / LOCK_FILE).exists():
-        return
-    RunDirectoryLock(run_dir).acquire().release()
-
-
 def previous_run_files(run_dir: str | Path) -> list[Path]:
     """The files and folders of an earlier run in `run_dir` (empty when there is none).
 

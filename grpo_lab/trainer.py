@@ -125,6 +125,9 @@ class GRPOTrainer:
         # Anything with the Callback hooks is a callback (e.g. plots.LivePlot); a plain function is on_step_end.
         self.callbacks = [c if hasattr(c, "on_step_end") else _FunctionCallback(c) for c in callbacks]
         self.run_dir = Path(run_dir) if run_dir is not None else config.run_dir
+        # Held for the whole of train(); a caller that already holds it (the CLI, from before the
+        # model is loaded) may put its own lock here, and train() then keeps it held.
+        self.run_lock = RunDirectoryLock(self.run_dir)
         self.step = 0
         self.num_tokens = 0
         self.nonfinite_in_a_row = 0
@@ -423,11 +426,13 @@ class GRPOTrainer:
         same directory to RUN/previous/<timestamp>/. The directory is locked for the whole call.
         """
         # One writer per run directory: a second process stops here, before it writes anything.
-        lock = RunDirectoryLock(self.run_dir).acquire()
+        held_before = self.run_lock.held
+        self.run_lock.acquire()
         try:
             return self._train_locked(resume)
         finally:
-            lock.release()
+            if not held_before:
+                self.run_lock.release()
 
     def _train_locked(self, resume: bool):
         """`train`, with the run directory's lock held."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import json
 import math
+import os
 import threading
 import time
 import warnings
@@ -572,13 +573,11 @@ def test_a_checkpoint_without_manifest_is_checked_for_its_files(tmp_path):
 
 
 def test_the_run_directory_lock_excludes_a_second_holder_in_the_same_process(tmp_path):
-    from grpo_lab.rundir import RunDirectoryBusy, RunDirectoryLock, check_run_dir_free
+    from grpo_lab.rundir import RunDirectoryBusy, RunDirectoryLock
 
-    with RunDirectoryLock(tmp_path / "run"):
-        with pytest.raises(RunDirectoryBusy, match=r"in use by process \d+"):
+    with RunDirectoryLock(tmp_path / "run") as lock:
+        assert lock.acquire() is lock and lock.held  # acquiring again is a no-op
+        with pytest.raises(RunDirectoryBusy, match=rf"in use by process {os.getpid()}"):
             RunDirectoryLock(tmp_path / "run").acquire()
-        with pytest.raises(RunDirectoryBusy):
-            check_run_dir_free(tmp_path / "run")
-    check_run_dir_free(tmp_path / "run")  # released
-    with RunDirectoryLock(tmp_path / "run"):
+    with RunDirectoryLock(tmp_path / "run"):  # released
         pass
