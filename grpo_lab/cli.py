@@ -12,6 +12,9 @@ from importlib import resources
 from pathlib import Path
 
 from grpo_lab.config import ConfigError, load_config
+from grpo_lab.rundir import RunDirectoryLock
+
+DEFAULT_CONFIG = "micro_r1_zero"
 
 
 def packaged_config(name: str) -> Path:
@@ -40,26 +43,35 @@ def _set_cpu_threads() -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from grpo_lab.report import write_report
-    from grpo_lab.trainer import GRPOTrainer
-
-    _set_cpu_threads()
     if args.resume:
         run_dir = Path(args.resume)
+        if args.config is not None:
+            raise ConfigError(
+                f"--config {args.config} cannot be combined with --resume: a resumed run keeps the config in "
+                f"{run_dir / 'config.yaml'}; change what a resume may change with --set (e.g. --set grpo.steps=N)"
+            )
         config_path = run_dir / "config.yaml"
         if not config_path.exists():
             raise FileNotFoundError(f"--resume {run_dir}: no config.yaml there (is it a run directory?)")
         cfg = load_config(config_path, args.set)
+        cfg.check_resume(load_config(config_path), source=str(config_path))  # before a model is loaded
     else:
-        cfg = load_config(resolve_config_path(args.config), args.set)
+        cfg = load_config(resolve_config_path(args.config or DEFAULT_CONFIG), args.set)
         run_dir = cfg.run_dir
     if cfg.grpo.use_vllm:  # fail before a big model and the step-0 exam, not at the first rollout
         from grpo_lab.vllm_rollout import check_vllm_available
 
         check_vllm_available()
-    trainer = GRPOTrainer(cfg, run_dir=run_dir)
-    trainer.train(resume=bool(args.resume))
-    report = write_report(run_dir)
+    # Locked before torch and the model are loaded: a second `train` into the same directory stops at once.
+    with RunDirectoryLock(run_dir) as lock:
+        from grpo_lab.report import write_report
+        from grpo_lab.trainer import GRPOTrainer
+
+        _set_cpu_threads()
+        trainer = GRPOTrainer(cfg, run_dir=run_dir)
+        trainer.run_lock = lock
+        trainer.train(resume=bool(args.resume))
+        report = write_report(run_dir)
     print(f"run directory: {run_dir}\nreport: {report}")
     return 0
 
@@ -83,14 +95,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     from grpo_lab.data import load_exam
     from grpo_lab.evaluate import evaluate_model
-    from grpo_lab.models import load_model_and_tokenizer
+    from grpo_lab.models import check_adapter_dir, load_model_and_tokenizer
 
     _set_cpu_threads()
-    cfg = load_config(resolve_config_path(args.config), args.set)
+    cfg = load_config(resolve_config_path(args.config or DEFAULT_CONFIG), args.set)
     cfg.model.use_lora = False
+    out = Path(args.out) if args.out else None
+    if out is not None and out.exists() and not out.is_dir():  # fail now, not after the whole exam
+        raise FileExistsError(f"--out {out}: a file is there; --out names a directory for metrics.json and questions.csv")
+    adapter = check_adapter_dir(args.adapter) if args.adapter else None
     model, tokenizer = load_model_and_tokenizer(cfg.model)
-    if args.adapter:
-        model = PeftModel.from_pretrained(model, args.adapter)
+    if adapter is not None:
+        model = PeftModel.from_pretrained(model, str(adapter))
     exam = load_exam(cfg.eval.exam, cfg.data.question_field, cfg.data.answer_field)
     result = evaluate_model(
         model, tokenizer, exam, k=cfg.eval.k, temperature=cfg.eval.temperature, top_p=cfg.eval.top_p,
@@ -100,10 +116,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     )
     for key, value in result.metrics.items():
         print(f"{key:28s} {value:.4f}")
-    if args.out:
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-        result.per_question.to_csv(Path(args.out) / "questions.csv", index=False)
-        (Path(args.out) / "metrics.json").write_text(json.dumps(result.metrics, indent=2))
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        result.per_question.to_csv(out / "questions.csv", index=False)
+        (out / "metrics.json").write_text(json.dumps(result.metrics, indent=2))
     return 0
 
 
@@ -198,13 +214,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override a config value, e.g. --set grpo.beta=0.0 (repeatable)")
 
     p = sub.add_parser("train", help="GRPO training from a YAML config")
-    p.add_argument("--config", default="micro_r1_zero", help="a YAML file or a packaged config name")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
+    p.add_argument("--config", default=None,
+                   help=f"a YAML file or a packaged config name (default {DEFAULT_CONFIG}; not with --resume)")
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue a run from its newest intact checkpoint, with the run's own config (--set may "
+                        "raise grpo.steps or change tracking.wandb_*/progress)")
     add_set(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="exam evaluation (pass@1 over k samples, cons@k, pass@k)")
-    p.add_argument("--config", default="micro_r1_zero")
+    p.add_argument("--config", default=None, help=f"a YAML file or a packaged config name (default {DEFAULT_CONFIG})")
     p.add_argument("--adapter", help="a LoRA adapter directory (e.g. RUN_DIR/checkpoints/step-000200)")
     p.add_argument("--out", help="directory for metrics.json and questions.csv")
     add_set(p)
@@ -244,22 +263,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _loaded(module: str, name: str) -> tuple[type, ...]:
+    """The class `module.name` if that module is already imported, else ().
+
+    Why: the trainer and vLLM modules import torch (seconds). An exception of their classes can
+    only come from code that imported them, so `main` never imports them itself, and `train`
+    takes the run directory's lock before torch is loaded.
+    """
+    loaded = sys.modules.get(module)
+    return (getattr(loaded, name),) if loaded is not None else ()
+
+
 def main(argv: list[str] | None = None) -> int:
     from grpo_lab.rewards import RewardFunctionError
-    from grpo_lab.trainer import TrainingStopped
-
-    from grpo_lab.vllm_rollout import VLLMUnavailableError as _VLLMUnavailable
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, FileNotFoundError, ValueError, OSError, KeyError, _VLLMUnavailable) as exc:  # bad input
-        print(f"grpo-lab {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except (RewardFunctionError, TrainingStopped) as exc:  # the run stopped; its log and checkpoints stay
+    except KeyboardInterrupt as exc:  # Ctrl-C: say where things stand, without a traceback
         notes = "".join(f"\n{note}" for note in getattr(exc, "__notes__", []))
-        print(f"grpo-lab {args.command}: stopped: {exc}{notes}", file=sys.stderr)
-        return 1
+        print(f"grpo-lab {args.command}: interrupted{notes}", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        notes = "".join(f"\n{note}" for note in getattr(exc, "__notes__", []))
+        bad_input = (ConfigError, FileNotFoundError, ValueError, OSError, KeyError,
+                     *_loaded("grpo_lab.vllm_rollout", "VLLMUnavailableError"))
+        stopped = (RewardFunctionError, *_loaded("grpo_lab.trainer", "TrainingStopped"))
+        if isinstance(exc, bad_input):
+            print(f"grpo-lab {args.command}: error: {exc}{notes}", file=sys.stderr)
+            return 2
+        if isinstance(exc, stopped):  # the run stopped; its log and checkpoints stay
+            print(f"grpo-lab {args.command}: stopped: {exc}{notes}", file=sys.stderr)
+            return 1
+        raise
 
 
 if __name__ == "__main__":

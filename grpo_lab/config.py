@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -164,6 +165,9 @@ class TrackingConfig:
     save_every: int = 50
     """Checkpoint (adapter, optimizer, RNG states, step) every this many steps (0: only at the end)."""
     progress: bool = True
+    wandb_timeout: float = 30.0
+    """Seconds any one call into wandb (init, log, summary, finish) may take; after a time-out wandb
+    is switched off with one warning and the run goes on with its local log."""
 
 
 @dataclass
@@ -219,6 +223,15 @@ class Config:
     def validate(self, source: str = "config") -> None:
         """Ranges that types cannot express. Each message names the key and what is allowed."""
         g, e, m, r, d, t = self.grpo, self.eval, self.model, self.rewards, self.data, self.tracking
+        if not r.functions:
+            raise ConfigError(f"{source}: rewards.functions = [] must name at least one reward function")
+        from grpo_lab.rewards import REWARD_FUNCTIONS  # late import: rewards imports heavy graders
+
+        for name in r.functions:  # before the weights check: an unknown name is the real mistake
+            if name not in REWARD_FUNCTIONS:
+                raise ConfigError(
+                    f"{source}: rewards.functions has unknown reward {name!r}; allowed: {sorted(REWARD_FUNCTIONS)}"
+                )
         checks = [
             ("grpo.group_size", g.group_size >= 2, "must be ≥ 2 (a group of one has no baseline: its advantage is always 0)"),
             ("grpo.prompts_per_step", g.prompts_per_step >= 1, "must be ≥ 1"),
@@ -232,6 +245,7 @@ class Config:
             ("grpo.num_iterations", g.num_iterations >= 1, "must be ≥ 1"),
             ("grpo.max_grad_norm", g.max_grad_norm > 0, "must be > 0"),
             ("grpo.steps", g.steps >= 0, "must be ≥ 0"),
+            ("grpo.seed", 0 <= g.seed < 2**32, "must be in [0, 2**32) (NumPy and torch seeds)"),
             ("grpo.std_eps", g.std_eps >= 0, "must be ≥ 0"),
             ("grpo.micro_batch_size", g.micro_batch_size >= 0, "must be ≥ 0 (0: automatic)"),
             ("grpo.max_nonfinite_steps", g.max_nonfinite_steps >= 1, "must be ≥ 1"),
@@ -254,10 +268,11 @@ class Config:
             ("data.question_field", bool(d.question_field), "must be a column name"),
             ("data.answer_field", bool(d.answer_field), "must be a column name"),
             ("eval.exam", bool(e.exam.strip()), "must be \"micro\" or a jsonl/parquet file"),
+            ("model.device", _is_device_name(m.device), "must be \"auto\", \"cpu\", \"cuda\", \"cuda:N\" or \"mps\""),
             ("grpo.vllm_gpu_memory_utilization", 0 < g.vllm_gpu_memory_utilization < 1, "must be in (0, 1)"),
             ("tracking.save_every", t.save_every >= 0, "must be ≥ 0 (0: only at the end)"),
+            ("tracking.wandb_timeout", t.wandb_timeout > 0, "must be > 0 (seconds)"),
             ("tracking.log_completions_every", t.log_completions_every >= 0, "must be ≥ 0 (0: never)"),
-            ("rewards.functions", len(r.functions) >= 1, "must name at least one reward function"),
             (
                 "rewards.weights",
                 len(r.weights) == len(r.functions),
@@ -279,13 +294,6 @@ class Config:
                 UserWarning,
                 stacklevel=2,
             )
-        from grpo_lab.rewards import REWARD_FUNCTIONS  # late import: rewards imports heavy graders
-
-        for name in r.functions:
-            if name not in REWARD_FUNCTIONS:
-                raise ConfigError(
-                    f"{source}: rewards.functions has unknown reward {name!r}; allowed: {sorted(REWARD_FUNCTIONS)}"
-                )
         from grpo_lab.datasets import parse_spec
 
         for key, spec in (("data.train", d.train), ("eval.exam", e.exam)):
@@ -307,12 +315,57 @@ class Config:
         if e.lexicon not in (*LEXICONS, "default"):
             raise ConfigError(f"{source}: eval.lexicon = {e.lexicon!r} is unknown; allowed: {sorted(LEXICONS)}")
 
+    def check_resume(self, saved: "Config", source: str = "the run's config.yaml") -> None:
+        """Refuse a resume that would change anything but `RESUMABLE_KEYS` (see that constant).
+
+        `self` is the config asked for now, `saved` the one the run was trained with. The message
+        names every key that differs, with both values.
+        """
+        now, then = _flatten(self.to_dict()), _flatten(saved.to_dict())
+        changed = [key for key in sorted(set(now) | set(then)) if now.get(key) != then.get(key)]
+        refused = [key for key in changed if key not in RESUMABLE_KEYS]
+        if refused:
+            details = "; ".join(f"{key}: {then.get(key)!r} in {source}, {now.get(key)!r} now" for key in refused)
+            raise ConfigError(
+                f"a resume cannot change {', '.join(refused)} ({details}). The checkpoint holds the "
+                f"optimizer, scheduler, RNG and adapter state of the original settings, so the change would "
+                f"be recorded but not used. A resume may change only {', '.join(sorted(RESUMABLE_KEYS))}; "
+                "for anything else start a fresh run in another directory"
+            )
+
     @property
     def run_dir(self) -> Path:
         return Path(self.tracking.run_dir.format(name=self.name, seed=self.grpo.seed))
 
 
+RESUMABLE_KEYS = frozenset({"grpo.steps", "tracking.run_dir", "tracking.wandb_mode", "tracking.wandb_project",
+                            "tracking.wandb_timeout", "tracking.progress"})
+"""What `train --resume` may change. grpo.steps may grow (or stay) past the checkpoint's step; the
+tracking keys say where and how a run is watched, not what it computes. Everything else (lr, seed,
+model, rewards, data, eval schedule, checkpoint and log cadence, ...) is fixed by the checkpoint
+or by the lines already logged: a resume that changes it is refused (Config.check_resume)."""
+
+
 # ---------------------------------------------------------------------------- helpers
+def _is_device_name(name: str) -> bool:
+    """A device grpo-lab can train on (whether it is present is checked when the model is loaded)."""
+    head, _, index = name.partition(":")
+    if head == "cuda" and index:
+        return index.isdigit()
+    return name in ("auto", "cpu", "cuda", "mps")
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"grpo": {"lr": 1e-6}} -> {"grpo.lr": 1e-6}."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 def apply_override(data: dict[str, Any], item: str) -> None:
     """Apply one ``group.key=value`` override to a raw config dict; the value is parsed as YAML."""
     if "=" not in item:
@@ -384,14 +437,20 @@ def _coerce(tp: Any, value: Any, key: str, source: str) -> Any:
             return int(value)
         raise ConfigError(f"{source}: {key} must be an integer, got {value!r}")
     if tp is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML reads "1e-6" as a string
+            number = float(value)
+        elif isinstance(value, str):  # YAML reads "1e-6" as a string
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
-        raise ConfigError(f"{source}: {key} must be a number, got {value!r}")
+        if number is None:
+            raise ConfigError(f"{source}: {key} must be a number, got {value!r}")
+        if not math.isfinite(number):  # "1e400" parses to inf; an inf lr turns every weight into NaN
+            shown = f"{value!r} (= {number})" if isinstance(value, str) else f"{number}"
+            raise ConfigError(f"{source}: {key} must be a finite number, got {shown}")
+        return number
     if tp is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)

@@ -106,11 +106,13 @@ def _check_row(row: dict, where: str, question_field: str | None, answer_field: 
     if question_field is None:  # raw rows (grpo_lab.datasets maps a benchmark's own columns itself)
         return
     for key, setting in ((question_field, "data.question_field"), (answer_field, "data.answer_field")):
-        if key not in row or row[key] is None:
+        if key not in row:
             raise ValueError(
                 f"{where}: row has no {key!r} field (fields: {sorted(row)}); "
                 f"set {setting} to the column that holds it"
             )
+        if row[key] is None:
+            raise ValueError(f"{where}: the {key!r} field is null ({setting} = {key!r}); every row needs a value")
 
 
 def load_parquet(path: str | Path, question_field: str = "question", answer_field: str = "answer",

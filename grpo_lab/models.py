@@ -21,9 +21,48 @@ from grpo_lab.config import ModelConfig
 
 
 def resolve_device(name: str = "auto") -> torch.device:
+    """The torch device for model.device; one that is not present is a clear error, not a traceback later."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"model.device = {name!r} is not a device; use \"auto\", \"cpu\", \"cuda\" or \"cuda:N\"") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"model.device = {name!r} but CUDA is not available on this machine; use \"cpu\" or \"auto\"")
+        if device.index is not None and device.index >= count:
+            raise ValueError(f"model.device = {name!r} but this machine has {count} CUDA device(s) (cuda:0..cuda:{count - 1})")
+    elif device.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise ValueError(f"model.device = {name!r} but MPS is not available on this machine; use \"cpu\" or \"auto\"")
+    elif device.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"model.device = {name!r}: grpo-lab trains on \"cpu\", \"cuda\" or \"mps\"")
+    return device
+
+
+def check_adapter_dir(path: str | os.PathLike) -> Path:
+    """A LoRA adapter directory to load: adapter_config.json and adapter_model.safetensors, nothing pickled.
+
+    Why check first: PEFT would load a pickled adapter_model.bin (a malicious one fails only at
+    torch's weights_only unpickler, with a traceback), and a directory with a config but no weights
+    makes it look the path up on the Hugging Face hub ("Repo id must be in the form ...").
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"adapter {path}: no such directory")
+    if not (path / "adapter_config.json").is_file():
+        raise FileNotFoundError(f"adapter {path}: no adapter_config.json (is it a LoRA adapter or checkpoint directory?)")
+    if not (path / "adapter_model.safetensors").is_file():
+        pickled = sorted(p.name for p in path.glob("*.bin")) + sorted(p.name for p in path.glob("*.pt*"))
+        if pickled:
+            raise ValueError(
+                f"adapter {path}: has {', '.join(pickled)} but no adapter_model.safetensors; grpo-lab loads adapter "
+                "weights from safetensors only (pickled weights can run code when loaded). Convert them where you "
+                "trust the file"
+            )
+        raise FileNotFoundError(f"adapter {path}: adapter_config.json but no adapter_model.safetensors")
+    return path
 
 
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
@@ -220,5 +259,5 @@ def load_policy(run_dir_or_checkpoint: str | os.PathLike, device: str = "auto"):
     cfg.model.use_lora = False
     cfg.model.device = device
     model, tokenizer = load_model_and_tokenizer(cfg.model)
-    model = PeftModel.from_pretrained(model, str(checkpoint)).eval()
+    model = PeftModel.from_pretrained(model, str(check_adapter_dir(checkpoint))).eval()
     return model, tokenizer

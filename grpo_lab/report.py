@@ -139,8 +139,13 @@ def _sample_lines(run_dir: Path) -> list[str]:
 
 
 def write_report(run_dir: str | Path, *, dpi: int = 100) -> Path:
-    """Write `figures/*.png` and `report.md` into `run_dir`; return the report's path."""
+    """Write `figures/*.png` and `report.md` into `run_dir`; return the report's path.
+
+    A file inside a run directory (e.g. RUN/metrics.jsonl) stands for its directory.
+    """
     run_dir = Path(run_dir)
+    if run_dir.is_file():
+        run_dir = run_dir.parent
     df = load_run(run_dir)
     fig_dir = run_dir / "figures"
     fig_dir.mkdir(exist_ok=True)

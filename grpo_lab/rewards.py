@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 import random
 import re
 import threading
@@ -433,6 +434,32 @@ def _named_functions(
     return named
 
 
+def check_reward_functions(funcs: Mapping[str, Callable] | Sequence[Callable]) -> list[tuple[str, Callable]]:
+    """Check reward functions before any step runs: callable, with unique names (the metric keys).
+
+    The trainer calls this when it is built, so a clash fails in a second and not after the
+    step-0 exam. Returns the ``(name, function)`` pairs.
+    """
+    named = _named_functions(funcs)
+    for name, func in named:
+        if not callable(func):
+            raise ValueError(f"reward function {name!r} is not callable: {func!r}")
+    return named
+
+
+FLOAT32_MAX = 3.4028234663852886e38
+"""Rewards are summed in float32; a larger magnitude would become inf there."""
+
+
+def _as_reward(value: Any) -> float | None:
+    """A reward as a float, or None when it is not a real number (bools, strings, containers)."""
+    if getattr(value, "ndim", None) == 0 and hasattr(value, "item"):  # numpy / torch scalars
+        value = value.item()
+    if isinstance(value, bool) or type(value).__name__ == "bool_" or not isinstance(value, numbers.Real):
+        return None
+    return float(value)
+
+
 def _resolve_weights(
     names: list[str], weights: Sequence[float] | Mapping[str, float] | None
 ) -> list[float]:
@@ -485,12 +512,12 @@ def _call_checked(
             f"completions (each completion passes on its own): {batch_exc}"
         ) from batch_exc
 
-    try:
-        got = len(raw)
-    except TypeError:
+    if isinstance(raw, (str, bytes, Mapping)) or not hasattr(raw, "__len__") or not hasattr(raw, "__iter__"):
+        # A dict would be iterated over its keys and a string over its characters: never rewards.
         raise RewardFunctionError(
             f"reward function {name!r} returned {type(raw).__name__}, expected a list of {n} floats"
-        ) from None
+        )
+    got = len(raw)
     if got != n:
         raise RewardFunctionError(
             f"reward function {name!r} returned the wrong number of rewards: expected {n}, got {got}"
@@ -498,15 +525,20 @@ def _call_checked(
 
     rewards = []
     for i, value in enumerate(raw):
-        try:
-            reward = float(value)
-        except (TypeError, ValueError):
+        reward = _as_reward(value)
+        if reward is None:
             raise RewardFunctionError(
-                f"reward function {name!r} returned {value!r} (not a number) at completion index {i}"
-            ) from None
+                f"reward function {name!r} returned {value!r} ({type(value).__name__}, not a real number) at "
+                f"completion index {i}"
+            )
         if not math.isfinite(reward):
             raise RewardFunctionError(
                 f"reward function {name!r} returned {reward} (not finite) at completion index {i}"
+            )
+        if abs(reward) > FLOAT32_MAX:
+            raise RewardFunctionError(
+                f"reward function {name!r} returned {reward} at completion index {i}, beyond the float32 range "
+                f"(±{FLOAT32_MAX:.4g}) rewards are summed in"
             )
         rewards.append(reward)
     return rewards

@@ -7,6 +7,8 @@ Every run writes a plain directory that needs nothing but Python to read back::
       metrics.jsonl      one JSON object per `RunLogger.log` call, each with a "step" key
       completions.jsonl  sample completions, one JSON object per row, each with a "step" key
       summary.json       final numbers (`RunLogger.summary`), written atomically
+      previous/<time>/   earlier runs set aside by a fresh run in the same directory (grpo_lab.rundir)
+      .lock              held by the training process (grpo_lab.rundir)
       wandb/             wandb's offline run files, when wandb is offline and WANDB_DIR is unset
 
 wandb is a convenience on top, never a requirement: if it cannot start (no key, no network, a
@@ -92,6 +94,9 @@ WANDB_INIT_GRACE_S = 1.0
 """Extra seconds our own watchdog waits on top of the timeout handed to wandb, so that wandb's
 own (cleaner) timeout error normally comes first; the watchdog catches an init that ignores it."""
 
+DEFAULT_WANDB_CALL_TIMEOUT = 30.0
+"""Seconds any later call into wandb (run.log, summary.update, run.finish) may take."""
+
 WANDB_MODES = ("online", "offline", "disabled")
 
 
@@ -144,32 +149,48 @@ def _append_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> None:
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     """Read a JSON-lines file written by `RunLogger`.
 
-    A torn last line (the process died while writing it) is skipped with a warning naming the
-    file and line. An unparseable line anywhere else means real corruption, not a crash, so it
+    A torn last line (the process died while writing it: cut anywhere, even inside a UTF-8
+    character, or NUL-filled by the file system) is skipped with a warning naming the file and
+    line. An unparseable or non-UTF-8 line anywhere else means real corruption, not a crash, so it
     raises `ValueError` naming the file and line number. Blank lines are ignored.
     """
     path = Path(path)
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = path.read_bytes().split(b"\n")
     last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
     records = []
-    for i, line in enumerate(lines):
-        if not line.strip():
+    for i, raw in enumerate(lines):
+        if not raw.strip():
             continue
         try:
+            line = raw.decode("utf-8")
             record = json.loads(line)
-        except json.JSONDecodeError as e:
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            shown = raw[:80].decode("utf-8", "replace")
             if i == last:
                 warnings.warn(
                     f"{path}: skipping torn last line {i + 1} (the run was probably interrupted "
-                    f"while writing it): {line[:80]!r}",
+                    f"while writing it): {shown!r}",
                     stacklevel=2,
                 )
                 continue
-            raise ValueError(f"{path}: line {i + 1} is not valid JSON ({e.msg}): {line[:80]!r}") from e
+            why = "not UTF-8 text" if isinstance(e, UnicodeDecodeError) else f"not valid JSON ({e.msg})"
+            raise ValueError(f"{path}: line {i + 1} is {why}: {shown!r}") from None
         if not isinstance(record, dict):
             raise ValueError(f"{path}: line {i + 1} is not a JSON object: {line[:80]!r}")
         records.append(record)
     return records
+
+
+def read_summary(path: str | Path) -> dict[str, Any]:
+    """summary.json as a dict; a damaged one raises `ValueError` naming the file."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not a valid summary file ({type(exc).__name__}: {exc}); delete or fix it") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: not a valid summary file (a JSON object is expected, got {type(data).__name__})")
+    return data
 
 
 def _write_jsonl_atomic(path: Path, records: list[dict[str, Any]]) -> None:
@@ -195,9 +216,12 @@ class RunLogger:
         run_name: wandb run name; defaults to the run directory's name.
         resume: keep the existing `metrics.jsonl` / `completions.jsonl` and append to them.
             Call `truncate_after(checkpoint_step)` next so that the steps logged after the
-            checkpoint (and about to be redone) are not duplicated. Without `resume`, existing
-            log files in `run_dir` are replaced (with a warning) so a re-run cell starts clean.
+            checkpoint (and about to be redone) are not duplicated. Without `resume`, an earlier
+            run's files in `run_dir` are moved to `run_dir/previous/<UTC time>/` (with a warning,
+            grpo_lab.rundir) so a re-run cell starts clean and nothing is lost.
         wandb_init_timeout: seconds before giving up on `wandb.init` (wandb's default is 90).
+        wandb_call_timeout: seconds any later call into wandb (log, summary, finish) may take;
+            on a time-out wandb is switched off with one warning and logging goes on locally.
 
     wandb files go to `$WANDB_DIR/wandb/` when WANDB_DIR is set, else to `run_dir/wandb/`.
     Set `WANDB_SILENT=true` to keep wandb's run ids and paths off stderr (needed for nbval).
@@ -213,6 +237,7 @@ class RunLogger:
         run_name: str | None = None,
         resume: bool = False,
         wandb_init_timeout: float = DEFAULT_WANDB_INIT_TIMEOUT,
+        wandb_call_timeout: float = DEFAULT_WANDB_CALL_TIMEOUT,
     ) -> None:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -221,9 +246,15 @@ class RunLogger:
         self.completions_path = self.run_dir / "completions.jsonl"
         self.summary_path = self.run_dir / "summary.json"
         self._wandb_run: Any = None  # a wandb Run while wandb is active, else None
+        self.wandb_call_timeout = wandb_call_timeout
         self._warned = False
         self._closed = False
 
+        if not resume:
+            # A fresh run never overwrites an earlier one: its files move to run_dir/previous/<time>/.
+            from grpo_lab.rundir import set_aside_previous_run
+
+            set_aside_previous_run(self.run_dir)
         _atomic_write_text(self.run_dir / "config.yaml", yaml.safe_dump(self.config, sort_keys=False))
         for path in (self.metrics_path, self.completions_path):
             if not path.exists():
@@ -233,7 +264,6 @@ class RunLogger:
                 # turn it into a corrupt middle line that read_jsonl refuses.
                 _write_jsonl_atomic(path, read_jsonl(path))
             elif path.stat().st_size > 0:
-                warnings.warn(f"{path} exists and resume=False: starting it afresh", stacklevel=2)
                 _atomic_write_text(path, "")
 
         mode = os.environ.get("WANDB_MODE") or wandb_mode
@@ -276,12 +306,13 @@ class RunLogger:
             self._warned = True
             warnings.warn(f"{reason}; logging to {self.run_dir} only", stacklevel=3)
 
-    def _wandb_call(self, fn: Any, *args: Any, **kwargs: Any) -> None:
-        """Call into wandb; a failure there switches wandb off instead of raising."""
+    def _wandb_call(self, fn: Callable[[], Any], what: str) -> None:
+        """Call into wandb, bounded: a failure or a call that does not return within
+        `wandb_call_timeout` switches wandb off (one warning) instead of raising or blocking."""
         if self._wandb_run is None:
             return
         try:
-            fn(*args, **kwargs)
+            _call_with_timeout(fn, self.wandb_call_timeout, what=what)
         except Exception as e:  # noqa: BLE001
             self._warn_wandb(f"wandb call failed ({type(e).__name__}: {e})")
             self._wandb_run = None
@@ -302,7 +333,8 @@ class RunLogger:
         record = {"step": int(step), **_to_plain({k: v for k, v in metrics.items() if k != "step"})}
         _append_jsonl(self.metrics_path, [record])
         if self._wandb_run is not None:
-            self._wandb_call(self._wandb_run.log, {k: v for k, v in record.items() if k != "step"}, step=int(step))
+            run, data = self._wandb_run, {k: v for k, v in record.items() if k != "step"}
+            self._wandb_call(lambda: run.log(data, step=int(step)), what="wandb run.log")
 
     def log_completions(self, step: int, rows: list[dict[str, Any]]) -> None:
         """Record sample completions, e.g. rows of {prompt, completion, reward, length, ...}.
@@ -312,11 +344,16 @@ class RunLogger:
         records = [{"step": int(step), **_to_plain(row)} for row in rows]
         _append_jsonl(self.completions_path, records)
         if self._wandb_run is not None and records:
-            import wandb
-
+            run = self._wandb_run
             columns = list(dict.fromkeys(k for r in records for k in r))
             data = [[_table_cell(r.get(c)) for c in columns] for r in records]
-            self._wandb_call(self._wandb_run.log, {"completions": wandb.Table(columns=columns, data=data)}, step=int(step))
+
+            def log_table() -> None:
+                import wandb
+
+                run.log({"completions": wandb.Table(columns=columns, data=data)}, step=int(step))
+
+            self._wandb_call(log_table, what="wandb run.log")
 
     def summary(self, d: dict[str, Any]) -> None:
         """Record final numbers: merged into summary.json (atomically) and the wandb summary.
@@ -324,13 +361,12 @@ class RunLogger:
         grpo-lab's convention (read by `report.write_report`): `{"step0": {eval metrics before
         training}, "final": {eval metrics after training}, ...}`.
         """
-        current: dict[str, Any] = {}
-        if self.summary_path.exists():
-            current = json.loads(self.summary_path.read_text(encoding="utf-8"))
+        current: dict[str, Any] = read_summary(self.summary_path) if self.summary_path.exists() else {}
         current.update(_to_plain(d))
         _atomic_write_text(self.summary_path, json.dumps(current, indent=2, ensure_ascii=False) + "\n")
         if self._wandb_run is not None:
-            self._wandb_call(self._wandb_run.summary.update, _to_plain(d))
+            run, plain = self._wandb_run, _to_plain(d)
+            self._wandb_call(lambda: run.summary.update(plain), what="wandb summary.update")
 
     def truncate_after(self, step: int) -> None:
         """Drop logged lines with step > `step` (metrics and completions), atomically.
@@ -362,7 +398,7 @@ class RunLogger:
             return
         self._closed = True
         if self._wandb_run is not None:
-            self._wandb_call(self._wandb_run.finish)
+            self._wandb_call(self._wandb_run.finish, what="wandb run.finish")
             self._wandb_run = None
 
     def __enter__(self) -> "RunLogger":
@@ -455,7 +491,7 @@ def load_run(path: str | Path) -> pd.DataFrame:
     config_path = run_dir / "config.yaml"
     summary_path = run_dir / "summary.json"
     df.attrs["config"] = (yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}) if config_path.exists() else {}
-    df.attrs["summary"] = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.exists() else {}
+    df.attrs["summary"] = read_summary(summary_path) if summary_path.exists() else {}
     df.attrs["run_dir"] = str(run_dir)
     df.attrs["name"] = run_dir.resolve().name
     return df

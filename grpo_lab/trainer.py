@@ -30,15 +30,23 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
-from grpo_lab.config import Config
+from grpo_lab.checkpoint import (
+    CheckpointCorrupt,
+    checkpoints_newest_first,
+    find_valid_checkpoint,
+    verify_checkpoint,
+    write_manifest,
+)
+from grpo_lab.config import Config, ConfigError
 from grpo_lab.data import PromptSource, format_prompt, load_exam
 from grpo_lab.evaluate import ExamResult, evaluate_model
 from grpo_lab.grpo import compute_advantages, entropy_from_logits, grpo_loss, selective_log_probs
 from grpo_lab.models import ReferencePolicy, add_lora, load_model_and_tokenizer, trainable_parameters
 from grpo_lab.phenomena import count_reflections
-from grpo_lab.rewards import compute_rewards, get_reward_function, is_correct, seed_coin_flips
+from grpo_lab.rewards import check_reward_functions, compute_rewards, get_reward_function, is_correct, seed_coin_flips
 from grpo_lab.rollout import Rollout, generate
-from grpo_lab.tracking import RunLogger, load_run
+from grpo_lab.rundir import RunDirectoryLock, set_aside_previous_run
+from grpo_lab.tracking import RunLogger, load_run, read_summary
 
 SUMMARY_KEYS = ("pass@1", "cons@{k}", "pass@{k}", "mean_length", "reflection_rate")
 
@@ -96,6 +104,7 @@ class GRPOTrainer:
         ]
         weights = list(cfg.rewards.weights)
         self.reward_weights = weights if len(weights) == len(self.reward_funcs) else [1.0] * len(self.reward_funcs)
+        check_reward_functions(self.reward_funcs)  # duplicate names fail now, not after the step-0 exam
         # Every prompt known up front is checked now, not when it is first drawn mid-run.
         self._check_prompt_lengths([format_prompt(str(r["question"]), cfg.data.template, tokenizer) for r in self.exam],
                                    source=f"eval.exam ({cfg.eval.exam})")
@@ -116,6 +125,9 @@ class GRPOTrainer:
         # Anything with the Callback hooks is a callback (e.g. plots.LivePlot); a plain function is on_step_end.
         self.callbacks = [c if hasattr(c, "on_step_end") else _FunctionCallback(c) for c in callbacks]
         self.run_dir = Path(run_dir) if run_dir is not None else config.run_dir
+        # Held for the whole of train(); a caller that already holds it (the CLI, from before the
+        # model is loaded) may put its own lock here, and train() then keeps it held.
+        self.run_lock = RunDirectoryLock(self.run_dir)
         self.step = 0
         self.num_tokens = 0
         self.nonfinite_in_a_row = 0
@@ -233,6 +245,7 @@ class GRPOTrainer:
         grad_norm = float(torch.nn.utils.clip_grad_norm_(params, g.max_grad_norm))
         if math.isfinite(loss_value) and math.isfinite(grad_norm):
             self.optimizer.step()
+            self._check_parameters_finite(params)
             self.nonfinite_in_a_row = 0
             totals["nonfinite_skipped"] = 0.0
         else:  # numerical guard: skip the step, count it, stop after too many in a row
@@ -301,6 +314,26 @@ class GRPOTrainer:
             part["completion_mask"] = batch["completion_mask"][rows, :T]
             pieces.append((rows, part))
         return pieces
+
+    def _check_parameters_finite(self, params: list[torch.nn.Parameter]) -> None:
+        """Stop when an optimizer step made a weight NaN/inf (e.g. a huge learning rate).
+
+        A finite loss and gradient can still give non-finite weights; those would be checkpointed
+        and then crash sampling. One reduction over the trainable weights, one host sync a step.
+        """
+        if not params or bool(torch.stack([torch.isfinite(p).all() for p in params]).all()):
+            return
+        last_good = _latest_checkpoint_or_none(self.run_dir)
+        where = f"the last good checkpoint, {last_good}, is intact" if last_good else "no checkpoint was written yet"
+        message = (
+            f"the optimizer step of step {self.step + 1} made trainable weights NaN/inf (grpo.lr = "
+            f"{self.config.grpo.lr}, grpo.max_grad_norm = {self.config.grpo.max_grad_norm}); training stopped "
+            f"and nothing was saved from this step. {where}. Try a lower grpo.lr."
+        )
+        if self.logger is not None:
+            self.logger.summary({"stopped": {"step": self.step, "reason": message,
+                                             "checkpoint": str(last_good) if last_good else None}})
+        raise TrainingStopped(message)
 
     def _per_token_logps_in_parts(self, model, batch) -> torch.Tensor:
         """`_per_token_logps` over the whole batch (B, T), computed piece by piece (`_micro_batches`)."""
@@ -387,22 +420,42 @@ class GRPOTrainer:
         scheduler, every RNG, the prompt source, counters, whether its step was evaluated);
         lines logged after it are dropped and redone. With resume=True and no checkpoint yet
         (killed during the step-0 evaluation), the run starts again from step 0.
+
+        A resume may change only config.RESUMABLE_KEYS (grpo.steps may grow) and starts from the
+        newest checkpoint that verifies (checkpoint.py). A fresh run moves an earlier run in the
+        same directory to RUN/previous/<timestamp>/. The directory is locked for the whole call.
         """
+        # One writer per run directory: a second process stops here, before it writes anything.
+        held_before = self.run_lock.held
+        self.run_lock.acquire()
+        try:
+            return self._train_locked(resume)
+        finally:
+            if not held_before:
+                self.run_lock.release()
+
+    def _train_locked(self, resume: bool):
+        """`train`, with the run directory's lock held."""
         cfg = self.config
         g, tr = cfg.grpo, cfg.tracking
         checkpoint = None
         if resume:
-            checkpoint = _latest_checkpoint_or_none(self.run_dir)
+            self._check_resume_config()
+            checkpoint = self._load_newest_valid_checkpoint()
             if checkpoint is None:
                 warnings.warn(f"no checkpoint in {self.run_dir / 'checkpoints'} yet: starting the run from step 0",
-                              stacklevel=2)
-            else:
-                self.load_checkpoint(checkpoint)
+                              stacklevel=3)
+            elif g.steps < self.step:
+                raise ConfigError(
+                    f"grpo.steps = {g.steps} is below the step of the checkpoint being resumed ({checkpoint.name}, "
+                    f"step {self.step}): a resume can keep or raise grpo.steps, not lower it"
+                )
         else:
-            _set_aside_old_checkpoints(self.run_dir)
+            set_aside_previous_run(self.run_dir)  # a fresh run never overwrites an earlier one
         t0 = time.perf_counter()
         self.logger = RunLogger(self.run_dir, cfg.to_dict(), wandb_mode=tr.wandb_mode, project=tr.wandb_project,
-                                run_name=cfg.name, resume=resume)
+                                run_name=cfg.name, resume=resume, wandb_init_timeout=tr.wandb_timeout,
+                                wandb_call_timeout=tr.wandb_timeout)
         try:
             if resume:
                 # Lines logged after the checkpoint belong to steps about to be redone; so does an
@@ -449,7 +502,7 @@ class GRPOTrainer:
             else:
                 final = self.evaluate().metrics
             done = {"final": self.headline(final), "rl_seconds": rl_seconds, "seed": g.seed, "steps": self.step}
-            if self.logger.summary_path.exists() and "stopped" in json.loads(self.logger.summary_path.read_text()):
+            if self.logger.summary_path.exists() and "stopped" in read_summary(self.logger.summary_path):
                 done["stopped"] = None  # an earlier attempt stopped; this one finished
             self.logger.summary(done)
             for cb in self.callbacks:
@@ -465,6 +518,59 @@ class GRPOTrainer:
         finally:
             self.logger.close()
         return load_run(self.run_dir)
+
+    def _check_resume_config(self) -> None:
+        """Refuse a resume whose config differs from the run's own in a key a resume cannot change.
+
+        The run's config.yaml is what the checkpoints were made with; see config.RESUMABLE_KEYS.
+        """
+        saved_path = self.run_dir / "config.yaml"
+        if not saved_path.exists():
+            return
+        try:
+            saved_dict = yaml.safe_load(saved_path.read_text(encoding="utf-8")) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{saved_path}: unreadable ({type(exc).__name__}: {exc})") from None
+        saved = Config.from_dict(saved_dict, source=str(saved_path))
+        self.config.check_resume(saved, source=str(saved_path))
+
+    def _load_newest_valid_checkpoint(self) -> Path | None:
+        """Load the newest checkpoint that verifies, skipping damaged ones with a warning each.
+
+        A checkpoint with a manifest that verifies but does not load raises (that is not damage but,
+        e.g., a different model). One written before manifests existed is skipped if it does not load.
+        When checkpoints exist but none is usable, raise rather than silently start from step 0.
+        """
+        candidates = checkpoints_newest_first(self.run_dir)
+        reasons = []
+        for checkpoint in candidates:
+            try:
+                verify_checkpoint(checkpoint)
+            except CheckpointCorrupt as exc:
+                reasons.append(str(exc))
+                warnings.warn(f"skipping checkpoint {checkpoint.name}: {exc}", stacklevel=4)
+                continue
+            has_manifest = (checkpoint / "manifest.json").exists()
+            try:
+                self.load_checkpoint(checkpoint)
+            except Exception as exc:
+                if has_manifest:
+                    if hasattr(exc, "add_note"):
+                        exc.add_note(f"grpo-lab: while loading checkpoint {checkpoint}")
+                    raise
+                reason = f"{checkpoint}: could not be loaded ({type(exc).__name__}: {exc})"
+                reasons.append(reason)
+                warnings.warn(f"skipping checkpoint {checkpoint.name}: {reason}", stacklevel=4)
+                continue
+            if reasons:
+                warnings.warn(f"resuming from {checkpoint} (the newest intact checkpoint)", stacklevel=4)
+            return checkpoint
+        if candidates:
+            raise CheckpointCorrupt(
+                f"none of the {len(candidates)} checkpoints in {self.run_dir / 'checkpoints'} is intact: "
+                + "; ".join(reasons) + ". Start a fresh run (without --resume) to train from step 0"
+            )
+        return None
 
     def _eval_due(self, step: int) -> bool:
         """Whether the exam runs at this step: at step 0 (eval.at_start), then every eval.every steps.
@@ -533,40 +639,50 @@ class GRPOTrainer:
         Everything goes to a temporary directory first, which is renamed into place when complete:
         a checkpoint directory either exists whole or not at all, whenever the process dies.
         """
+        params = trainable_parameters(self.model)
+        if params and not bool(torch.stack([torch.isfinite(p).all() for p in params]).all()):
+            raise TrainingStopped(f"not saving step {self.step}: trainable weights are NaN/inf")
         root = self.run_dir / "checkpoints"
         final = root / f"step-{self.step:06d}"
         tmp = root / f".tmp-step-{self.step:06d}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        self.model.save_pretrained(tmp, safe_serialization=True)
-        torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
-        rng = {
-            "scheduler": self.scheduler.state_dict(),
-            "torch": torch.get_rng_state(),
-            "generator": self.generator.get_state(),
-        }
-        if torch.cuda.is_available() and torch.cuda.is_initialized():
-            rng["cuda"] = torch.cuda.get_rng_state_all()
-        torch.save(rng, tmp / "rng_state.pt")
-        from grpo_lab import rewards
+        try:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            self.model.save_pretrained(tmp, safe_serialization=True)
+            torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
+            rng = {
+                "scheduler": self.scheduler.state_dict(),
+                "torch": torch.get_rng_state(),
+                "generator": self.generator.get_state(),
+            }
+            if torch.cuda.is_available() and torch.cuda.is_initialized():
+                rng["cuda"] = torch.cuda.get_rng_state_all()
+            torch.save(rng, tmp / "rng_state.pt")
+            from grpo_lab import rewards
 
-        evaluated = self.eval_results.get(self.step)
-        state = {
-            "step": self.step,
-            "num_tokens": self.num_tokens,
-            "nonfinite_in_a_row": self.nonfinite_in_a_row,
-            "nonfinite_total": self.nonfinite_total,
-            "python_random": _jsonable_random_state(random.getstate()),
-            "numpy_random": _jsonable_numpy_state(np.random.get_state()),
-            "coin_flip_random": _jsonable_random_state(rewards._COIN_FLIP_RNG.getstate()),
-            "prompts": _jsonable(self.prompts.state_dict()),
-            # The exam of this step, if it ran before the checkpoint: not redone on resume.
-            "eval_metrics": evaluated.metrics if evaluated is not None else self._restored_eval.get(self.step),
-        }
-        with open(tmp / "trainer_state.json", "w", encoding="utf-8") as f:
-            f.write(json.dumps(state))
-            f.flush()
-            os.fsync(f.fileno())
+            evaluated = self.eval_results.get(self.step)
+            state = {
+                "step": self.step,
+                "num_tokens": self.num_tokens,
+                "nonfinite_in_a_row": self.nonfinite_in_a_row,
+                "nonfinite_total": self.nonfinite_total,
+                "python_random": _jsonable_random_state(random.getstate()),
+                "numpy_random": _jsonable_numpy_state(np.random.get_state()),
+                "coin_flip_random": _jsonable_random_state(rewards._COIN_FLIP_RNG.getstate()),
+                "prompts": _jsonable(self.prompts.state_dict()),
+                # The exam of this step, if it ran before the checkpoint: not redone on resume.
+                "eval_metrics": evaluated.metrics if evaluated is not None else self._restored_eval.get(self.step),
+            }
+            with open(tmp / "trainer_state.json", "w", encoding="utf-8") as f:
+                f.write(json.dumps(state))
+                f.flush()
+                os.fsync(f.fileno())
+            write_manifest(tmp)  # last: sizes and hashes of the complete files, checked on resume
+        except OSError as exc:  # e.g. a full disk: say which checkpoint, what is intact, how to go on
+            previous = _latest_checkpoint_or_none(self.run_dir)
+            intact = f"the previous checkpoint {previous} is intact" if previous else "no earlier checkpoint exists"
+            raise OSError(f"writing checkpoint {final.name} in {root} failed ({exc}); {intact}. Free space "
+                          f"and resume: grpo-lab train --resume {self.run_dir}") from exc
         if final.exists():  # never delete the only copy before its replacement is in place
             old = root / f".old-step-{self.step:06d}"
             shutil.rmtree(old, ignore_errors=True)
@@ -618,32 +734,15 @@ class GRPOTrainer:
 
 
 def latest_checkpoint(run_dir: str | Path) -> Path:
-    """The newest complete checkpoint of a run (temporary, half-written ones are ignored)."""
-    found = _latest_checkpoint_or_none(run_dir)
+    """The newest intact checkpoint of a run (half-written and damaged ones are skipped, with a warning)."""
+    found = find_valid_checkpoint(run_dir)
     if found is None:
-        raise FileNotFoundError(f"no checkpoint to resume from in {Path(run_dir) / 'checkpoints'}")
+        raise FileNotFoundError(f"no intact checkpoint in {Path(run_dir) / 'checkpoints'}")
     return found
 
 
 def _latest_checkpoint_or_none(run_dir: str | Path) -> Path | None:
-    root = Path(run_dir) / "checkpoints"
-    found = sorted(p for p in root.glob("step-*") if (p / "trainer_state.json").exists())
-    return found[-1] if found else None
-
-
-def _set_aside_old_checkpoints(run_dir: str | Path) -> None:
-    """A fresh run in a directory with an earlier run's checkpoints moves them to checkpoints.previous.
-
-    Otherwise a later resume of the new run could pick up the old run's (later) step. The old
-    checkpoints are kept, not deleted, in case the fresh start was a mistake (one generation only).
-    """
-    root = Path(run_dir) / "checkpoints"
-    if root.exists() and any(root.glob("step-*")):
-        previous = Path(run_dir) / "checkpoints.previous"
-        warnings.warn(f"{root} holds checkpoints of an earlier run and resume=False: moving them to {previous}",
-                      stacklevel=3)
-        shutil.rmtree(previous, ignore_errors=True)
-        os.replace(root, previous)
+    return find_valid_checkpoint(run_dir, warn=False)
 
 
 class _FunctionCallback(Callback):
@@ -702,7 +801,7 @@ def run_or_load(config: Config, **trainer_kwargs):
     run_dir = Path(trainer_kwargs.get("run_dir") or config.run_dir)
     summary = run_dir / "summary.json"
     if summary.exists():
-        done = json.loads(summary.read_text())
+        done = read_summary(summary)
         if done.get("final"):
             saved_dict = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
             # Through Config so that keys added since the run was made read as their defaults.

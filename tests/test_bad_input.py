@@ -66,9 +66,9 @@ def test_row_without_question_or_answer_names_field_line_and_setting(tmp_path, m
     assert f"{path}:2" in msg and f"no {missing!r} field" in msg and setting in msg and "'id'" in msg
 
 
-def test_null_answer_counts_as_missing(tmp_path):
+def test_null_answer_is_reported_as_null(tmp_path):
     path = write_lines(tmp_path / "train.jsonl", [json.dumps({"question": "q", "answer": None})])
-    assert "no 'answer' field" in message(lambda: load_dataset_file(path))
+    assert "the 'answer' field is null (data.answer_field = 'answer')" in message(lambda: load_dataset_file(path))
 
 
 def test_custom_field_names_are_honoured_and_checked(tmp_path):
@@ -107,7 +107,7 @@ def test_parquet_datasets_load_and_are_checked(tmp_path):
     assert [r["answer"] for r in load_dataset_file(good)] == ["2", "4"]
     bad = tmp_path / "bad.parquet"
     pd.DataFrame({"question": ["1 + 1 = ?", "2 + 2 = ?"], "answer": ["2", None]}).to_parquet(bad)
-    assert f"{bad}: row 1: row has no 'answer' field" in message(lambda: load_dataset_file(bad))
+    assert f"{bad}: row 1: the 'answer' field is null" in message(lambda: load_dataset_file(bad))
     broken = tmp_path / "broken.parquet"
     broken.write_text("not parquet")
     assert f"{broken}: not a readable parquet file" in message(lambda: load_dataset_file(broken))
@@ -294,3 +294,191 @@ def test_overlong_prompt_mid_run_keeps_log_and_checkpoints(tiny_model_dir, tiny_
     assert latest_checkpoint(run_dir).name == "step-000002"
     df = load_run(run_dir)
     assert list(df["step"]) == [0, 1, 2] and df.attrs["summary"]["step0"]
+
+
+# ------------------------------------------------------------------------------ issue 19: clear messages
+@pytest.mark.parametrize(
+    "override, fragment",
+    [
+        ("grpo.lr=1e400", "grpo.lr must be a finite number, got '1e400' (= inf)"),
+        ("grpo.lr=.inf", "grpo.lr must be a finite number, got inf"),
+        ("grpo.beta=.nan", "grpo.beta must be a finite number, got nan"),
+        ("grpo.max_grad_norm=-.inf", "grpo.max_grad_norm must be a finite number"),
+        ("grpo.seed=-1", "grpo.seed = -1 must be in [0, 2**32)"),
+        ("model.device=tpu", "model.device = 'tpu' must be"),
+        ("rewards.functions=[nope]", "unknown reward 'nope'"),
+        ("tracking.wandb_timeout=0", "tracking.wandb_timeout = 0.0 must be > 0"),
+    ],
+)
+def test_hostile_config_values_name_the_key(override, fragment):
+    """Before: inf passed validation; seed=-1 named no key; [nope] complained about the weights."""
+    with pytest.raises(ConfigError) as info:
+        Config().with_overrides([override])
+    assert fragment in str(info.value)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+@pytest.mark.parametrize("device", ["cuda", "cuda:1"])
+def test_cuda_device_without_cuda_is_explained(device):
+    from grpo_lab.models import resolve_device
+
+    with pytest.raises(ValueError, match=f"model.device = '{device}' but CUDA is not available"):
+        resolve_device(device)
+
+
+def test_null_question_is_called_null_not_missing(tmp_path):
+    path = write_lines(tmp_path / "train.jsonl", [GOOD, json.dumps({"question": None, "answer": "3"})])
+    msg = message(lambda: load_dataset_file(path))
+    assert f"{path}:2" in msg and "the 'question' field is null" in msg
+
+
+def _adapter_dir(tmp_path, tiny_model_dir, kind: str) -> Path:
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    good = tmp_path / "good_adapter"
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir),
+                           LoraConfig(r=2, target_modules=["q_proj"], task_type="CAUSAL_LM"))
+    model.save_pretrained(good)
+    path = tmp_path / kind
+    path.mkdir()
+    shutil.copy(good / "adapter_config.json", path)
+    if kind == "benign_bin":
+        from safetensors.torch import load_file
+
+        torch.save(load_file(str(good / "adapter_model.safetensors")), path / "adapter_model.bin")
+    elif kind == "malicious_bin":
+        import pickle
+
+        class Payload:
+            def __reduce__(self):
+                return (Path.touch, (tmp_path / "pwned",))
+
+        (path / "adapter_model.bin").write_bytes(pickle.dumps(Payload()))
+    return path
+
+
+@pytest.mark.parametrize(
+    "kind, fragment",
+    [
+        ("malicious_bin", "has adapter_model.bin but no adapter_model.safetensors; grpo-lab loads adapter weights "
+                          "from safetensors only"),
+        ("benign_bin", "has adapter_model.bin but no adapter_model.safetensors"),
+        ("no_weights", "adapter_config.json but no adapter_model.safetensors"),
+    ],
+)
+def test_eval_adapter_must_be_safetensors(tiny_model_dir, tmp_path, capsys, kind, fragment):
+    """Before: a benign .bin adapter was loaded (README promises safetensors only), a malicious one gave
+    an UnpicklingError traceback, and a directory without weights "Repo id must be in the form..."."""
+    adapter = _adapter_dir(tmp_path, tiny_model_dir, kind)
+    args = ["eval", "--set", f"model.name_or_path={tiny_model_dir}", "--set", "model.device=cpu", "--adapter", str(adapter)]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("grpo-lab eval: error:") and str(adapter) in err and fragment in err
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_eval_out_that_is_a_file_fails_before_the_exam(tmp_path, capsys, monkeypatch):
+    import grpo_lab.models
+
+    monkeypatch.setattr(grpo_lab.models, "load_model_and_tokenizer",
+                        lambda cfg: pytest.fail("the model was loaded before --out was checked"))
+    out = tmp_path / "taken.txt"
+    out.write_text("x")
+    assert cli.main(["eval", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {out}: a file is there" in err
+
+
+def _small_run(tmp_path) -> Path:
+    from grpo_lab.tracking import RunLogger
+
+    run_dir = tmp_path / "run"
+    with RunLogger(run_dir, {"name": "x"}, wandb_mode="disabled") as logger:
+        for step in (1, 2, 3):
+            logger.log({"reward": step / 10, "note": "é"}, step=step)
+        logger.summary({"final": {"pass@1": 0.5}})
+    return run_dir
+
+
+def test_corrupt_summary_json_is_named(tmp_path, capsys):
+    run_dir = _small_run(tmp_path)
+    (run_dir / "summary.json").write_text('{"final": {"pass@1": 0.')
+    msg = message(lambda: load_run(run_dir))
+    assert f"{run_dir / 'summary.json'}: not a valid summary file" in msg
+    assert cli.main(["report", str(run_dir)]) == 2
+    assert "summary.json: not a valid summary file" in capsys.readouterr().err
+
+
+def test_non_utf8_metrics_line_is_named(tmp_path):
+    run_dir = _small_run(tmp_path)
+    lines = (run_dir / "metrics.jsonl").read_bytes().split(b"\n")
+    lines[1] = lines[1][:5] + b"\xff\xfe" + lines[1][5:]
+    (run_dir / "metrics.jsonl").write_bytes(b"\n".join(lines))
+    msg = message(lambda: load_run(run_dir))
+    assert f"{run_dir / 'metrics.jsonl'}: line 2 is not UTF-8 text" in msg
+
+
+def test_torn_last_line_cut_inside_a_utf8_character_is_skipped_and_repaired(tmp_path):
+    from grpo_lab.tracking import RunLogger, read_jsonl
+
+    run_dir = _small_run(tmp_path)
+    with open(run_dir / "metrics.jsonl", "ab") as f:
+        f.write('{"step": 4, "note": "é'.encode()[:-1])  # the crash cut the two-byte é in half
+    with pytest.warns(UserWarning, match="skipping torn last line 4"):
+        assert list(load_run(run_dir)["step"]) == [1, 2, 3]
+    with pytest.warns(UserWarning, match="torn"):
+        RunLogger(run_dir, {"name": "x"}, wandb_mode="disabled", resume=True).close()
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert [r["step"] for r in read_jsonl(run_dir / "metrics.jsonl")] == [1, 2, 3]
+
+
+def test_report_accepts_a_file_inside_the_run_directory(tmp_path, capsys):
+    run_dir = _small_run(tmp_path)
+    assert cli.main(["report", str(run_dir / "metrics.jsonl")]) == 0
+    assert (run_dir / "report.md").exists()
+
+
+def test_ctrl_c_prints_the_resume_note_without_a_traceback(tiny_model_dir, tiny_exam, tmp_path, capsys, monkeypatch):
+    """Before: a 29-line KeyboardInterrupt traceback came before the (good) resume note."""
+    import grpo_lab.trainer as trainer_module
+
+    real = trainer_module.GRPOTrainer.training_step
+    monkeypatch.setattr(trainer_module.GRPOTrainer, "training_step",
+                        lambda self: (_ for _ in ()).throw(KeyboardInterrupt()) if self.step == 1 else real(self))
+    cfg = tiny_config(tiny_model_dir, tiny_exam, tmp_path / "run", steps=3)
+    cfg.tracking.save_every = 1
+    path = tmp_path / "c.yaml"
+    cfg.to_yaml(path)
+    assert cli.main(["train", "--config", str(path)]) == 130
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.startswith("grpo-lab train: interrupted")
+    assert f"grpo-lab train --resume {tmp_path / 'run'}" in err and "after step 1 of 3" in err
+
+
+def test_a_full_disk_while_checkpointing_says_what_failed_and_how_to_resume(
+    tiny_model_dir, tiny_exam, tmp_path, capsys, monkeypatch
+):
+    import errno
+
+    import grpo_lab.trainer as trainer_module
+
+    real_save = torch.save
+
+    def full(obj, path, *args, **kwargs):
+        if "step-000002" in str(path):
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real_save(obj, path, *args, **kwargs)
+
+    monkeypatch.setattr(trainer_module.torch, "save", full)
+    cfg = tiny_config(tiny_model_dir, tiny_exam, tmp_path / "run", steps=3)
+    cfg.tracking.save_every = 1
+    path = tmp_path / "c.yaml"
+    cfg.to_yaml(path)
+    assert cli.main(["train", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "writing checkpoint step-000002" in err and "No space left on device" in err
+    assert "step-000001" in err and f"grpo-lab train --resume {tmp_path / 'run'}" in err

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import json
 import math
+import os
 import threading
 import time
 import warnings
@@ -26,6 +27,7 @@ from grpo_lab.phenomena import LEXICONS, count_reflections, find_aha_examples
 from grpo_lab.rewards import (
     RewardFunctionError,
     accuracy_reward,
+    compute_rewards,
     extract_answer,
     format_reward,
     grade_answer,
@@ -400,3 +402,182 @@ def test_pathological_long_inputs_take_bounded_time(text):
         count_reflections(text, lexicon)
     is_correct(text, "3")
     assert time.monotonic() - start < 10
+
+
+# ------------------------------------------------------------------------------ issue 19: hostile use
+def test_weights_made_nonfinite_by_a_step_stop_training_and_are_never_saved(tiny_model_dir, tiny_exam, tmp_path):
+    """Before: grpo.lr=.inf passed the NaN guard; step 1 saved an all-NaN adapter, then sampling crashed."""
+    run_dir = tmp_path / "run"
+    trainer = make_trainer(tiny_model_dir, tiny_exam, run_dir, steps=3)
+    real_step = trainer.optimizer.step
+
+    def exploding_step(*args, **kwargs):  # what an infinite learning rate does to the weights
+        real_step(*args, **kwargs)
+        if trainer.step == 1:  # the update of step 2
+            with torch.no_grad():
+                for p in trainer.optimizer.param_groups[0]["params"]:
+                    p.fill_(float("inf"))
+
+    trainer.optimizer.step = exploding_step
+    with pytest.raises(TrainingStopped) as info:
+        trainer.train()
+    assert "step 2 made trainable weights NaN/inf" in str(info.value) and "step-000001" in str(info.value)
+    assert latest_checkpoint(run_dir).name == "step-000001"
+    assert not (run_dir / "checkpoints" / "step-000002").exists()
+    saved = load_file(str(run_dir / "checkpoints" / "step-000001" / "adapter_model.safetensors"))
+    assert all(torch.isfinite(t).all() for t in saved.values())
+    assert json.loads((run_dir / "summary.json").read_text())["stopped"]["step"] == 1
+
+
+def test_save_checkpoint_refuses_nonfinite_weights(tiny_model_dir, tiny_exam, tmp_path):
+    trainer = make_trainer(tiny_model_dir, tiny_exam, tmp_path / "run", steps=0)
+    with torch.no_grad():
+        next(p for n, p in trainer.model.named_parameters() if "lora_" in n).fill_(float("nan"))
+    with pytest.raises(TrainingStopped, match="NaN/inf"):
+        trainer.save_checkpoint()
+    assert not list((tmp_path / "run" / "checkpoints").glob("step-*"))
+
+
+def _returns(value):
+    def reward(prompts, completions, **kw):
+        return value(len(completions))
+    return reward
+
+
+@pytest.mark.parametrize(
+    "make, fragment",
+    [
+        (lambda n: {0.5: 1.0, 0.7: 2.0}, "returned dict, expected a list of 2 floats"),
+        (lambda n: ["1.0"] * n, "returned '1.0' (str, not a real number) at completion index 0"),
+        (lambda n: [True] * n, "returned True (bool, not a real number) at completion index 0"),
+        (lambda n: [0.0, 1e39][:n], "returned 1e+39 at completion index 1, beyond the float32 range"),
+        (lambda n: "10", "returned str, expected a list of 2 floats"),
+    ],
+    ids=["dict", "strings", "bools", "1e39", "a string"],
+)
+def test_rewards_must_be_real_numbers_in_float32_range(make, fragment):
+    """Before: a dict's keys, "1.0", True and 1e39 (inf in float32) were all accepted as rewards."""
+    bad = _returns(make)
+    bad.__name__ = "bad_reward"
+    with pytest.raises(RewardFunctionError) as info:
+        compute_rewards([bad], None, ["p", "q"], ["a", "b"])
+    assert "reward function 'bad_reward'" in str(info.value) and fragment in str(info.value)
+
+
+def test_numpy_and_torch_rewards_are_still_accepted():
+    import numpy as np
+
+    for value in (np.array([0.5, 1.0]), torch.tensor([0.5, 1.0]), [np.float32(0.5), np.int64(1)], [0, 1.0]):
+        total, _ = compute_rewards([_returns(lambda n, v=value: v)], None, ["p", "q"], ["a", "b"])
+        assert total.tolist() == [0.5, 1.0] or total.tolist() == [0.0, 1.0]
+
+
+def test_two_reward_functions_with_one_name_fail_when_the_trainer_is_built(tiny_model_dir, tiny_exam, tmp_path):
+    """Before: the clash was found only after the step-0 exam."""
+    def make():
+        def r(prompts, completions, **kw):
+            return [0.0] * len(completions)
+        return r
+
+    cfg = tiny_config(tiny_model_dir, tiny_exam, tmp_path / "run")
+    with pytest.raises(ValueError, match=r"reward function names must be unique; duplicated: \['r'\]"):
+        GRPOTrainer(cfg, run_dir=tmp_path / "run", reward_funcs=[make(), make()])
+    assert not (tmp_path / "run").exists()
+
+
+class _HangingRun:
+    """A wandb run whose log() / summary.update() / finish() never return (a hung service)."""
+
+    id = "hang"
+
+    def __init__(self, hang: str, release: threading.Event):
+        self.hang, self.release, self.calls = hang, release, []
+
+        class Summary:
+            @staticmethod
+            def update(d):
+                self.calls.append("summary")
+                if hang == "summary":
+                    release.wait(60)
+
+        self.summary = Summary()
+
+    def log(self, *args, **kwargs):
+        self.calls.append("log")
+        if self.hang == "log":
+            self.release.wait(60)
+
+    def finish(self):
+        self.calls.append("finish")
+        if self.hang == "finish":
+            self.release.wait(60)
+
+
+@pytest.mark.parametrize("hang", ["log", "summary", "finish"])
+def test_a_wandb_call_that_hangs_is_abandoned_with_one_warning_and_logging_goes_on(tmp_path, hang):
+    """Before: only wandb.init had a time limit; a hung run.log() or run.finish() blocked forever."""
+    release = threading.Event()
+    logger = RunLogger(tmp_path / "run", {}, wandb_mode="disabled", wandb_call_timeout=0.3)
+    logger._wandb_run = run = _HangingRun(hang, release)
+    try:
+        start = time.monotonic()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for step in (1, 2, 3):
+                logger.log({"reward": step / 10}, step=step)
+            logger.summary({"final": {"pass@1": 0.5}})
+            logger.close()
+        elapsed = time.monotonic() - start
+    finally:
+        release.set()
+    assert elapsed < 5, f"blocked {elapsed:.1f} s on a hung wandb call"
+    wandb_warnings = [str(w.message) for w in caught if "wandb" in str(w.message)]
+    assert len(wandb_warnings) == 1 and "did not return within 0.3 s" in wandb_warnings[0], wandb_warnings
+    assert run.calls.count(hang if hang != "summary" else "summary") == 1  # abandoned after the first time-out
+    assert not logger.wandb_active
+    assert load_run(tmp_path / "run")["step"].tolist() == [1, 2, 3]
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["final"] == {"pass@1": 0.5}
+
+
+def test_wandb_timeout_is_a_config_key_passed_to_the_logger(tiny_model_dir, tiny_exam, tmp_path, monkeypatch):
+    seen = {}
+    real = trainer_module.RunLogger
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "RunLogger", spy)
+    cfg = tiny_config(tiny_model_dir, tiny_exam, tmp_path / "run", steps=0)
+    cfg.tracking.wandb_timeout = 2.5
+    cfg.eval.at_start = False
+    GRPOTrainer(cfg, run_dir=tmp_path / "run").train()
+    assert seen["wandb_call_timeout"] == 2.5 and seen["wandb_init_timeout"] == 2.5
+
+
+def test_a_checkpoint_without_manifest_is_checked_for_its_files(tmp_path):
+    """Checkpoints written before manifests existed: required files and a readable trainer_state.json."""
+    from grpo_lab.checkpoint import CheckpointCorrupt, find_valid_checkpoint, verify_checkpoint
+
+    older, newer = (tmp_path / "checkpoints" / f"step-00000{i}" for i in (1, 2))
+    for ckpt in (older, newer):
+        ckpt.mkdir(parents=True)
+        for name in ("optimizer.pt", "rng_state.pt", "adapter_model.safetensors"):
+            (ckpt / name).write_bytes(b"x")
+        (ckpt / "trainer_state.json").write_text("{}")
+    (newer / "trainer_state.json").write_text('{"step": ')
+    with pytest.raises(CheckpointCorrupt, match="trainer_state.json: not valid JSON"):
+        verify_checkpoint(newer)
+    with pytest.warns(UserWarning, match="skipping checkpoint .*step-000002"):
+        assert find_valid_checkpoint(tmp_path) == older
+
+
+def test_the_run_directory_lock_excludes_a_second_holder_in_the_same_process(tmp_path):
+    from grpo_lab.rundir import RunDirectoryBusy, RunDirectoryLock
+
+    with RunDirectoryLock(tmp_path / "run") as lock:
+        assert lock.acquire() is lock and lock.held  # acquiring again is a no-op
+        with pytest.raises(RunDirectoryBusy, match=rf"in use by process {os.getpid()}"):
+            RunDirectoryLock(tmp_path / "run").acquire()
+    with RunDirectoryLock(tmp_path / "run"):  # released
+        pass

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,9 +26,11 @@ import yaml
 from safetensors.torch import load_file
 
 from grpo_lab import cli
-from grpo_lab.config import Config
+from grpo_lab.checkpoint import CheckpointCorrupt, verify_checkpoint
+from grpo_lab.config import Config, ConfigError
+from grpo_lab.rundir import RunDirectoryBusy
 from grpo_lab.tracking import read_jsonl
-from grpo_lab.trainer import GRPOTrainer, latest_checkpoint
+from grpo_lab.trainer import GRPOTrainer, latest_checkpoint, run_or_load
 
 STEPS = 6
 TOL = 1e-6
@@ -256,10 +259,182 @@ def test_fresh_run_sets_an_earlier_runs_checkpoints_aside(tiny_model_dir, exam_f
     run_dir = tmp_path / "run"
     GRPOTrainer(resume_config(tiny_model_dir, exam_file, run_dir, steps=3), run_dir=run_dir).train()
     cfg = resume_config(tiny_model_dir, exam_file, run_dir, steps=1)
-    with pytest.warns(UserWarning, match="checkpoints.previous"):
+    with pytest.warns(UserWarning, match="starts afresh"):
         GRPOTrainer(cfg, run_dir=run_dir).train()
     assert latest_checkpoint(run_dir).name == "step-000001"
-    assert (run_dir / "checkpoints.previous" / "step-000003").exists()
+    (previous,) = (run_dir / "previous").iterdir()
+    assert (previous / "checkpoints" / "step-000003").exists()
+
+
+# ------------------------------------------------------------------ what a resume may change (#19.1)
+def finished_run(tiny_model_dir, exam_file, tmp_path, steps=4) -> Path:
+    run_dir = tmp_path / "run"
+    GRPOTrainer(resume_config(tiny_model_dir, exam_file, run_dir, steps=steps), run_dir=run_dir).train()
+    return run_dir
+
+
+def test_resume_refuses_a_changed_learning_rate_and_records_nothing(tiny_model_dir, exam_file, tmp_path, capsys):
+    """Before: config.yaml said lr 0.05 while steps 13-14 trained at the checkpoint's old rate."""
+    run_dir = finished_run(tiny_model_dir, exam_file, tmp_path)
+    config_before = (run_dir / "config.yaml").read_text()
+    metrics_before = (run_dir / "metrics.jsonl").read_text()
+    assert cli.main(["train", "--resume", str(run_dir), "--set", "grpo.lr=0.05", "--set", "grpo.steps=6"]) == 2
+    err = capsys.readouterr().err
+    assert "a resume cannot change grpo.lr" in err and "0.01" in err and "0.05" in err
+    assert (run_dir / "config.yaml").read_text() == config_before
+    assert (run_dir / "metrics.jsonl").read_text() == metrics_before
+
+
+@pytest.mark.parametrize("key, value", [("seed", 7), ("beta", 0.0), ("group_size", 2)])
+def test_resume_through_the_api_refuses_a_changed_setting_naming_it(tiny_model_dir, exam_file, tmp_path, key, value):
+    run_dir = finished_run(tiny_model_dir, exam_file, tmp_path, steps=2)
+    cfg = resume_config(tiny_model_dir, exam_file, run_dir, steps=4, **{key: value})
+    with pytest.raises(ConfigError, match=f"a resume cannot change grpo.{key}"):
+        GRPOTrainer(cfg, run_dir=run_dir).train(resume=True)
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["grpo"]["steps"] == 2
+
+
+def test_resume_refuses_fewer_steps_than_the_checkpoint(tiny_model_dir, exam_file, tmp_path, capsys):
+    """Before: resuming a step-4 checkpoint with grpo.steps=2 ended at step 4 while config.yaml said 2."""
+    run_dir = finished_run(tiny_model_dir, exam_file, tmp_path)
+    assert cli.main(["train", "--resume", str(run_dir), "--set", "grpo.steps=2"]) == 2
+    err = capsys.readouterr().err
+    assert "grpo.steps = 2 is below the step of the checkpoint being resumed (step-000004, step 4)" in err
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["grpo"]["steps"] == 4
+
+
+def test_resume_with_a_config_file_is_refused(tiny_model_dir, exam_file, tmp_path, capsys):
+    """Before: --resume RUN --config X silently ignored X."""
+    run_dir = finished_run(tiny_model_dir, exam_file, tmp_path, steps=2)
+    other = tmp_path / "x.yaml"
+    other.write_text("grpo:\n  lr: 0.3\n")
+    assert cli.main(["train", "--resume", str(run_dir), "--config", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert f"--config {other} cannot be combined with --resume" in err
+
+
+def test_resume_may_change_steps_and_tracking_only(tiny_model_dir, exam_file, tmp_path):
+    run_dir = finished_run(tiny_model_dir, exam_file, tmp_path, steps=2)
+    cfg = resume_config(tiny_model_dir, exam_file, run_dir, steps=3)
+    cfg.tracking.wandb_project = "elsewhere"
+    GRPOTrainer(cfg, run_dir=run_dir).train(resume=True)
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert saved["grpo"]["steps"] == 3 and saved["tracking"]["wandb_project"] == "elsewhere"
+    assert [r["step"] for r in read_jsonl(run_dir / "metrics.jsonl") if "reward" in r] == [1, 2, 3]
+
+
+# ------------------------------------------------------------------ a fresh run in a used directory (#19.2)
+def test_a_fresh_run_killed_early_in_a_finished_runs_directory_destroys_nothing(tiny_model_dir, exam_file, tmp_path):
+    """Before: the old run log was cut to the new run's first lines under the old summary, and
+    run_or_load returned that partial run as finished."""
+    run_dir = finished_run(tiny_model_dir, exam_file, tmp_path, steps=3)
+    old = {name: (run_dir / name).read_text() for name in ("metrics.jsonl", "completions.jsonl", "summary.json",
+                                                           "config.yaml")}
+    with pytest.raises(Crash), pytest.warns(UserWarning, match="starts afresh"):
+        GRPOTrainer(resume_config(tiny_model_dir, exam_file, run_dir, steps=3), run_dir=run_dir,
+                    callbacks=[_crash_at("step", 1)]).train()
+    (previous,) = (run_dir / "previous").iterdir()
+    for name, text in old.items():  # the finished run, whole, in one place
+        assert (previous / name).read_text() == text, name
+    assert (previous / "checkpoints" / "step-000003").exists() and (previous / "eval").is_dir()
+    # What is left in the run directory describes the new run only.
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert "final" not in summary and "steps" not in summary
+    assert [r["step"] for r in read_jsonl(run_dir / "metrics.jsonl") if "reward" in r] == [1]
+    assert latest_checkpoint(run_dir).name == "step-000000"
+    # So run_or_load does not take it for a finished run: it trains.
+    df = run_or_load(resume_config(tiny_model_dir, exam_file, run_dir, steps=1), run_dir=run_dir)
+    assert [s for s in df["step"] if s > 0] == [1] and df.attrs["summary"]["steps"] == 1
+
+
+# ------------------------------------------------------------------ one writer per run directory (#19.3)
+HOLD_LOCK = """
+import sys, time
+from grpo_lab.rundir import RunDirectoryLock
+RunDirectoryLock(sys.argv[1]).acquire()
+print("locked", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_second_trainer_in_a_locked_directory_stops_at_once_and_a_killed_holder_frees_it(
+    tiny_model_dir, exam_file, tmp_path, capsys
+):
+    """Before: two trains 0.5 s apart wrote duplicate lines and one died on the other's temporary checkpoint."""
+    run_dir = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(run_dir)], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ})
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        cfg = resume_config(tiny_model_dir, exam_file, run_dir, steps=1)
+        with pytest.raises(RunDirectoryBusy) as info:
+            GRPOTrainer(cfg, run_dir=run_dir).train()
+        assert str(run_dir) in str(info.value) and f"process {holder.pid}" in str(info.value)
+        assert sorted(p.name for p in run_dir.iterdir()) == [".lock"]  # nothing written
+        config_path = tmp_path / "c.yaml"
+        cfg.to_yaml(config_path)
+        start = time.monotonic()
+        assert cli.main(["train", "--config", str(config_path)]) == 2
+        assert time.monotonic() - start < 5  # stops before the model is loaded
+        assert f"is in use by process {holder.pid}" in capsys.readouterr().err
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    # A crashed holder leaves no stuck lock: the kernel released it.
+    GRPOTrainer(resume_config(tiny_model_dir, exam_file, run_dir, steps=1), run_dir=run_dir).train()
+    assert json.loads((run_dir / "summary.json").read_text())["steps"] == 1
+
+
+# ------------------------------------------------------------------ damaged checkpoints (#19.4)
+@pytest.mark.parametrize("damage", ["adapter_model.safetensors", "optimizer.pt", "rng_state.pt", "trainer_state.json",
+                                    "missing optimizer.pt", "flipped byte"])
+def test_a_damaged_newest_checkpoint_is_skipped_and_resume_still_equals_an_uninterrupted_run(
+    exam_file, reference_run, tiny_model_dir, tmp_path, damage
+):
+    """Before: a traceback (or "Expecting value") naming no file, and the intact checkpoint before it never tried."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(reference_run, run_dir)
+    newest = run_dir / "checkpoints" / f"step-{STEPS:06d}"
+    if damage == "missing optimizer.pt":
+        (newest / "optimizer.pt").unlink()
+        culprit = "optimizer.pt"
+    elif damage == "flipped byte":
+        data = bytearray((newest / "adapter_model.safetensors").read_bytes())
+        data[-1] ^= 0xFF
+        (newest / "adapter_model.safetensors").write_bytes(bytes(data))
+        culprit = "adapter_model.safetensors"
+    else:
+        data = (newest / damage).read_bytes()
+        (newest / damage).write_bytes(data[: len(data) // 2])
+        culprit = damage
+    with pytest.warns(UserWarning) as caught:
+        GRPOTrainer(resume_config(tiny_model_dir, exam_file, run_dir), run_dir=run_dir).train(resume=True)
+    messages = [str(w.message) for w in caught]
+    assert any(f"skipping checkpoint step-{STEPS:06d}" in m and culprit in m for m in messages), messages
+    assert any(f"resuming from {run_dir / 'checkpoints' / f'step-{STEPS - 1:06d}'}" in m for m in messages), messages
+    assert_same_run(run_dir, reference_run)
+
+
+def test_when_no_checkpoint_is_intact_resume_stops_naming_each_and_changes_nothing(
+    exam_file, reference_run, tiny_model_dir, tmp_path
+):
+    run_dir = tmp_path / "run"
+    shutil.copytree(reference_run, run_dir)
+    for checkpoint in (run_dir / "checkpoints").glob("step-*"):
+        (checkpoint / "trainer_state.json").write_text("{")
+    metrics = (run_dir / "metrics.jsonl").read_text()
+    with pytest.raises(CheckpointCorrupt) as info, pytest.warns(UserWarning, match="skipping checkpoint"):
+        GRPOTrainer(resume_config(tiny_model_dir, exam_file, run_dir), run_dir=run_dir).train(resume=True)
+    msg = str(info.value)
+    assert "none of the 2 checkpoints" in msg and msg.count("trainer_state.json") == 2
+    assert (run_dir / "metrics.jsonl").read_text() == metrics
+
+
+def test_checkpoints_carry_a_manifest_that_verifies(reference_run):
+    for checkpoint in (reference_run / "checkpoints").glob("step-*"):
+        manifest = json.loads((checkpoint / "manifest.json").read_text())
+        assert set(manifest["files"]) == {p.name for p in checkpoint.iterdir()} - {"manifest.json"}
+        verify_checkpoint(checkpoint)
 
 
 def test_checkpoint_holds_every_rng_and_loads_with_weights_only(reference_run):

@@ -1,0 +1,116 @@
+"""Checkpoint verification: a manifest of sizes and hashes, and falling back to the newest valid one.
+
+A checkpoint directory is renamed into place only when it is complete (trainer.save_checkpoint),
+so a crash cannot leave half of one behind. A checkpoint can still be damaged afterwards: a disk
+that filled up or failed, a copy that was cut short, a file edited by hand. Without a check, resume
+would stop with a traceback from safetensors, torch or json that names no file, and never try the
+intact checkpoint before it. So `save_checkpoint` writes `manifest.json` last (the size and SHA-256
+of every other file), and `find_valid_checkpoint` walks the checkpoints newest first, skipping the
+ones whose files do not match their manifest, with a warning that says which file and why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from pathlib import Path
+
+MANIFEST = "manifest.json"
+"""The file a checkpoint's manifest is written to; written after every other file of the checkpoint."""
+
+REQUIRED_FILES = ("trainer_state.json", "optimizer.pt", "rng_state.pt")
+"""Files every checkpoint holds besides its weights (adapter_model.safetensors or model*.safetensors)."""
+
+
+class CheckpointCorrupt(ValueError):
+    """A checkpoint's files do not match its manifest (or cannot be read); the message names the file."""
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_manifest(directory: str | Path) -> Path:
+    """Record the size and SHA-256 of every file in a (not yet renamed) checkpoint directory.
+
+    Written last and synced, so a checkpoint with a manifest had all its files complete when the
+    manifest was made.
+    """
+    directory = Path(directory)
+    files = {
+        p.name: {"size": p.stat().st_size, "sha256": _sha256(p)}
+        for p in sorted(directory.iterdir())
+        if p.is_file() and p.name != MANIFEST
+    }
+    path = directory / MANIFEST
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(json.dumps({"version": 1, "files": files}, indent=1))
+        f.flush()
+        os.fsync(f.fileno())
+    return path
+
+
+def verify_checkpoint(directory: str | Path) -> None:
+    """Raise `CheckpointCorrupt` naming the first file that is missing, truncated or changed.
+
+    A checkpoint written before manifests existed (no manifest.json) is checked for its required
+    files and a readable trainer_state.json only.
+    """
+    directory = Path(directory)
+    manifest_path = directory / MANIFEST
+    if not manifest_path.exists():
+        _verify_without_manifest(directory)
+        return
+    try:
+        files = json.loads(manifest_path.read_text(encoding="utf-8"))["files"]
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise CheckpointCorrupt(f"{manifest_path}: unreadable manifest ({type(exc).__name__}: {exc})") from None
+    for name, expected in files.items():
+        path = directory / name
+        if not path.is_file():
+            raise CheckpointCorrupt(f"{path}: missing (listed in {MANIFEST})")
+        size = path.stat().st_size
+        if size != expected["size"]:
+            raise CheckpointCorrupt(f"{path}: {size} bytes, the manifest says {expected['size']} (truncated or changed)")
+        if _sha256(path) != expected["sha256"]:
+            raise CheckpointCorrupt(f"{path}: its SHA-256 differs from the manifest's (the file was changed or damaged)")
+
+
+def _verify_without_manifest(directory: Path) -> None:
+    for name in REQUIRED_FILES:
+        if not (directory / name).is_file():
+            raise CheckpointCorrupt(f"{directory / name}: missing")
+    if not list(directory.glob("*.safetensors")):
+        raise CheckpointCorrupt(f"{directory}: no *.safetensors weights")
+    try:
+        json.loads((directory / "trainer_state.json").read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CheckpointCorrupt(f"{directory / 'trainer_state.json'}: not valid JSON ({exc})") from None
+
+
+def checkpoints_newest_first(run_dir: str | Path) -> list[Path]:
+    """The run's renamed-into-place checkpoint directories (step-NNNNNN), newest first."""
+    root = Path(run_dir) / "checkpoints"
+    return sorted((p for p in root.glob("step-*") if p.is_dir()), reverse=True)
+
+
+def find_valid_checkpoint(run_dir: str | Path, warn: bool = True) -> Path | None:
+    """The newest checkpoint that passes `verify_checkpoint`, or None when there is none.
+
+    Each newer checkpoint that fails is skipped with a warning naming it, the damaged file and why.
+    """
+    for checkpoint in checkpoints_newest_first(run_dir):
+        try:
+            verify_checkpoint(checkpoint)
+        except CheckpointCorrupt as exc:
+            if warn:
+                warnings.warn(f"skipping checkpoint {checkpoint}: {exc}", stacklevel=2)
+            continue
+        return checkpoint
+    return None
