@@ -198,8 +198,8 @@ def _headline_table(summary: dict) -> str:
     lines = [f"{'metric':18s} {'step 0':>9s} {'final':>9s} {'ratio':>7s}"]
     for key in final:
         a, b = step0.get(key, float("nan")), final[key]
-        ratio = b / a if a else float("inf")
-        lines.append(f"{key:18s} {a:9.3f} {b:9.3f} {ratio:6.2f}x")
+        ratio = f"{b / a:6.2f}x" if a else "     -"  # no ratio to a zero start (e.g. a format never written)
+        lines.append(f"{key:18s} {a:9.3f} {b:9.3f} {ratio}")
     lines.append(f"RL {summary.get('rl_seconds', 0):.0f} s, total {summary.get('total_seconds', 0):.0f} s, "
                  f"seed {summary.get('seed')}")
     return "\n".join(lines)
