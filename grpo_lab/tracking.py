@@ -78,11 +78,13 @@ REWARD_METRIC_TEMPLATES: tuple[str, ...] = ("rewards/{fn}/mean", "rewards/{fn}/s
 EVAL_METRIC_NAMES: tuple[str, ...] = (
     "eval/pass@1",                 # mean correctness over k=16 samples per question (avg@16)
     "eval/cons@16",                # correctness of the majority-voted answer over 16 samples
+    "eval/cons_tie_rate",          # fraction of questions whose vote was a tie (broken by a fixed rule)
     "eval/pass@16",                # unbiased pass@k: 1 - C(n-c, k) / C(n, k)
     "eval/mean_length",            # tokens per sampled answer
     "eval/mean_length_correct",
     "eval/mean_length_incorrect",
     "eval/reflection_rate",        # fraction of sampled answers with >= 1 reflection keyword
+    "eval/format_rate",            # fraction in the strict R1-Zero format (a prefilled <think> included)
 )
 """Held-out exam metrics (REFERENCE §3), logged at the steps where evaluation runs."""
 
