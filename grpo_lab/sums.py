@@ -16,6 +16,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from grpo_lab.micro_world import TaskSampler
+
 SUMS_EXAM_SEED = 20261202
 
 
@@ -39,16 +41,12 @@ def make_sums_exam(seed: int = SUMS_EXAM_SEED, n: int = 30, ks: tuple[int, ...] 
 
 
 @dataclass
-class SumsSampler:
-    """Fresh training sums each step, never one of the exam's."""
+class SumsSampler(TaskSampler):
+    """Fresh training sums each step, never one of the exam's (the micro world's sampler, other wording)."""
 
     k_min: int = 2
     k_max: int = 3
-    seed: int = 0
     exclude: set = field(default_factory=lambda: {tuple(r["operands"]) for r in make_sums_exam()})
-
-    def __post_init__(self) -> None:
-        self.rng = random.Random(self.seed)
 
     def sample(self, n: int) -> list[dict]:
         rows = []
@@ -58,10 +56,3 @@ class SumsSampler:
                 continue
             rows.append({"question": make_sums_question(ops), "answer": str(sum(ops))})
         return rows
-
-    def state_dict(self) -> dict:
-        return {"rng": self.rng.getstate()}
-
-    def load_state_dict(self, state: dict) -> None:
-        version, internal, gauss = state["rng"]
-        self.rng.setstate((version, tuple(internal), gauss))
