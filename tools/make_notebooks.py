@@ -944,6 +944,9 @@ are the only noise estimate here):
 - **Most of that is the answer moving to where the grader looks.** Whether the last number
   written is the right sum, format aside, went 0.26 → 0.35 (t 1.6, within noise); in the control
   it fell to 0.12. A 135M model's arithmetic did not clearly improve in 30 steps.
+- **A grader loophole**: math-verify evaluates expressions, so `<answer> 8 + 9 </answer>` (the
+  question restated) is graded correct; 1.7% of the last exam's samples scored this way (see the
+  table above: `8 + 9`). Counting plain integers only, pass@1 is 0.342.
 - **No length growth, no reflection** on a task this easy: answers got shorter (31.6 → 19.9
   tokens) as the preamble went; the control's answers grew longer (31.6 → 40.8) with no reward
   behind it, which is why a length curve needs a control beside it.
