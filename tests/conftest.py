@@ -72,3 +72,16 @@ def load_benchmark(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def run_exported_trl_script(out: Path, cwd: Path) -> list[dict]:
+    """Run an exported `train_trl.py` in a quiet, offline subprocess; return its metrics.jsonl lines."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1",
+           "TQDM_DISABLE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.run([sys.executable, str(out / "train_trl.py")], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return [json.loads(line) for line in (out / "output" / "metrics.jsonl").read_text().splitlines()]

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import warnings
 
@@ -17,6 +15,7 @@ from grpo_lab.cli import main as cli_main  # noqa: E402
 from grpo_lab.cli import packaged_config  # noqa: E402
 from grpo_lab.config import load_config  # noqa: E402
 from grpo_lab.export_trl import batch_layout, trl_settings  # noqa: E402
+from tests.conftest import run_exported_trl_script  # noqa: E402
 
 # REFERENCE §5: TRL's GRPOTrainer names, which grpo_lab's trainer logs too.
 SHARED_METRICS = [
@@ -74,12 +73,7 @@ def test_exported_script_runs_two_steps_and_logs_grpo_lab_metric_names(tmp_path,
         assert launch["num_processes"] >= 1 and launch["mixed_precision"] == "no"  # micro is float32
     assert yaml.safe_load((out / "accelerate" / "zero3.yaml").read_text())["deepspeed_config"]["zero_stage"] == 3
 
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1",
-           "TQDM_DISABLE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    proc = subprocess.run([sys.executable, str(out / "train_trl.py")], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    lines = [json.loads(line) for line in (out / "output" / "metrics.jsonl").read_text().splitlines()]
+    lines = run_exported_trl_script(out, tmp_path)
     steps = [line for line in lines if "reward" in line]
     assert [line["step"] for line in steps] == [1, 2]
     missing = [name for name in SHARED_METRICS if name not in steps[-1]]

@@ -10,7 +10,6 @@ lean decoder, GRPO steps and the TRL export on real weights.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import zipfile
@@ -25,6 +24,7 @@ from grpo_lab.cli import packaged_config
 from grpo_lab.config import load_config
 from grpo_lab.data import format_prompt
 from grpo_lab.rollout import LeanDecoder, generate
+from tests.conftest import run_exported_trl_script
 
 pytestmark = pytest.mark.slow
 NAME = "smollm2-135m"
@@ -209,10 +209,5 @@ def test_export_trl_runs_one_trl_step_on_the_real_model(smollm2_dir, tmp_path):
     sets = ["grpo.steps=1", "grpo.prompts_per_step=2", "grpo.group_size=2", "grpo.max_new_tokens=8"]
     assert cli_main(["export-trl", "--config", "smollm2-135m_r1_zero", "--out", str(out),
                      *sum((["--set", s] for s in sets), [])]) == 0
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1",
-           "TQDM_DISABLE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    proc = subprocess.run([sys.executable, str(out / "train_trl.py")], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    lines = [json.loads(line) for line in (out / "output" / "metrics.jsonl").read_text().splitlines()]
+    lines = run_exported_trl_script(out, tmp_path)
     assert [line["step"] for line in lines if "reward" in line] == [1]
