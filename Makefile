@@ -44,6 +44,7 @@ real-control: setup
 ## The whole test suite, notebooks included: each runs top to bottom in smoke mode (GRPO_LAB_SMOKE=1,
 ## runs in a fresh temporary directory); nbval compares the output of cells marked NBVAL_CHECK_OUTPUT.
 test: setup
+	$(VENV)/bin/ruff check .
 	WANDB_MODE=disabled WANDB_DIR=$$(mktemp -d) GRPO_LAB_RUNS=$$(mktemp -d) GRPO_LAB_SMOKE=1 TQDM_DISABLE=1 \
 		MPLBACKEND=Agg $(PY) -m pytest -q --nbval-lax --nbval-current-env $(PYTEST_ARGS)
 

@@ -24,8 +24,14 @@ import argparse
 import time
 
 from grpo_lab.micro_world import labelled_aha_set
-from grpo_lab.phenomena import _last_value, _marker_spans, _think_or_body, find_aha_examples, find_corrections, \
-    find_reflections
+from grpo_lab.phenomena import (
+    _last_value,
+    _marker_spans,
+    _think_or_body,
+    find_aha_examples,
+    find_corrections,
+    find_reflections,
+)
 
 
 def precision_recall(predicted: list[bool], truth: list[bool]) -> dict[str, float]:

@@ -235,10 +235,10 @@ def sync(device: str):
 # ----------------------------------------------------------------------------- workers
 def run_grpo_lab(spec: dict, model_dir: Path) -> dict:
     import torch
+    from transformers import AutoModelForCausalLM
 
     from grpo_lab.config import Config
     from grpo_lab.trainer import GRPOTrainer
-    from transformers import AutoModelForCausalLM
 
     dtype = getattr(torch, spec["dtype"])
     cfg = Config.from_dict({

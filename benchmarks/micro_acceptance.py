@@ -71,7 +71,7 @@ def paired_t(run_dir: Path, column: str, late: bool = False) -> tuple[float, flo
     return float(diff.mean()), float(diff.mean() / se) if se > 0 else (0.0 if diff.mean() == 0 else math.inf)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _exams(run_dir: Path) -> dict[int, pd.DataFrame]:
     """The run's per-question exam tables (eval/questions_step*.csv), by step, read once."""
     files = sorted((run_dir / "eval").glob("questions_step*.csv"))

@@ -19,7 +19,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal, Union
 
 import yaml
 
@@ -66,7 +66,7 @@ class GRPOConfig:
     """Weight of the k3 KL to the reference in the loss (DeepSeekMath 0.04; TRL defaults to 0.0)."""
     epsilon: float = 0.2
     """ε_low: the ratio is clipped below at 1 - epsilon."""
-    epsilon_high: Optional[float] = None
+    epsilon_high: float | None = None
     """ε_high (DAPO's clip-higher, 0.28); None means the same as epsilon. It acts only when
     num_iterations ≥ 2: with μ = 1 the ratio is exactly 1 (a warning says so). loss_type "dapo" does
     not set it: set it here."""
@@ -91,7 +91,7 @@ class GRPOConfig:
     to its own padding); 0: automatic, about an eighth of the batch (at least 8 rows)."""
     max_nonfinite_steps: int = 5
     """A NaN/inf loss or gradient skips the step; this many in a row stop training."""
-    max_prompt_length: Optional[int] = None
+    max_prompt_length: int | None = None
     """Prompts longer than this many tokens are an error (None: the model's context window)."""
     use_vllm: bool = False
     """Sample training rollouts with vLLM on the same GPU (extra `[vllm]`; LoRA adapter synced every
@@ -138,7 +138,7 @@ class EvalConfig:
     k: int = 16
     temperature: float = 0.6
     top_p: float = 0.95
-    max_new_tokens: Optional[int] = None
+    max_new_tokens: int | None = None
     """None: the same cap as training."""
     every: int = 25
     """Evaluate every this many RL steps (0: only at the start and the end)."""
@@ -184,13 +184,13 @@ class Config:
 
     # ----------------------------------------------------------------- building
     @classmethod
-    def from_dict(cls, data: dict[str, Any] | None, source: str = "config") -> "Config":
+    def from_dict(cls, data: dict[str, Any] | None, source: str = "config") -> Config:
         cfg = _build(cls, data or {}, prefix="", source=source)
         cfg.validate(source)
         return cfg
 
     @classmethod
-    def from_yaml(cls, path: str | Path, overrides: list[str] | None = None) -> "Config":
+    def from_yaml(cls, path: str | Path, overrides: list[str] | None = None) -> Config:
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"config file not found: {path}")
@@ -213,7 +213,7 @@ class Config:
             Path(path).write_text(text)
         return text
 
-    def with_overrides(self, overrides: list[str]) -> "Config":
+    def with_overrides(self, overrides: list[str]) -> Config:
         data = self.to_dict()
         for item in overrides:
             apply_override(data, item)
@@ -315,7 +315,7 @@ class Config:
         if e.lexicon not in (*LEXICONS, "default"):
             raise ConfigError(f"{source}: eval.lexicon = {e.lexicon!r} is unknown; allowed: {sorted(LEXICONS)}")
 
-    def check_resume(self, saved: "Config", source: str = "the run's config.yaml") -> None:
+    def check_resume(self, saved: Config, source: str = "the run's config.yaml") -> None:
         """Refuse a resume that would change anything but `RESUMABLE_KEYS` (see that constant).
 
         `self` is the config asked for now, `saved` the one the run was trained with. The message

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import ast
 from collections import Counter
+from collections.abc import Sequence
 from fractions import Fraction
-from typing import Any, Sequence
+from typing import Any
 
 MAX_EQUATION_CHARS = 200
 """Longer equations score 0 without being parsed (Countdown needs a handful of numbers)."""

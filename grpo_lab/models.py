@@ -196,7 +196,7 @@ def add_lora(model, cfg: ModelConfig):
             f"its linear layers include: {sorted(n for n in present if n.endswith('proj'))[:12]}"
         )
     if missing:
-        warnings.warn(f"model.lora_target_modules: {missing} not found in the model; adapting {targets}")
+        warnings.warn(f"model.lora_target_modules: {missing} not found in the model; adapting {targets}", stacklevel=2)
     lora = LoraConfig(
         task_type="CAUSAL_LM",
         r=cfg.lora_r,

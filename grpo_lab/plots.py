@@ -18,7 +18,7 @@ A column that is missing (or all NaN) is not an error: the panel says "no data f
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 import pandas as pd
 from matplotlib.axes import Axes

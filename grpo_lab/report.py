@@ -12,10 +12,11 @@ them with relative paths, so the directory can be zipped or committed and still 
 from __future__ import annotations
 
 import math
-import statistics
 import re
+import statistics
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 from matplotlib.figure import Figure

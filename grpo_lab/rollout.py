@@ -25,10 +25,9 @@ sequences still writing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import inspect
 import weakref
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -112,7 +111,7 @@ class _StopChecker:
 
 # Scanning the vocabulary costs one Python call per token (150k for Qwen): do it once per
 # tokenizer and stop list, not at every rollout.
-_STOP_CANDIDATES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_STOP_CANDIDATES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _stop_candidates(tokenizer, stop_strings: tuple[str, ...]) -> tuple[torch.Tensor, int]:

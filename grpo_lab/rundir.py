@@ -52,7 +52,7 @@ class RunDirectoryLock:
         self.path = self.run_dir / LOCK_FILE
         self._fd: int | None = None
 
-    def acquire(self) -> "RunDirectoryLock":
+    def acquire(self) -> RunDirectoryLock:
         if self._fd is not None or fcntl is None:
             return self
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -87,7 +87,7 @@ class RunDirectoryLock:
     def held(self) -> bool:
         return self._fd is not None
 
-    def __enter__(self) -> "RunDirectoryLock":
+    def __enter__(self) -> RunDirectoryLock:
         return self.acquire()
 
     def __exit__(self, *exc) -> None:

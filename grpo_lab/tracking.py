@@ -36,8 +36,9 @@ import math
 import os
 import threading
 import warnings
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import pandas as pd
 import yaml
@@ -403,7 +404,7 @@ class RunLogger:
             self._wandb_call(self._wandb_run.finish, what="wandb run.finish")
             self._wandb_run = None
 
-    def __enter__(self) -> "RunLogger":
+    def __enter__(self) -> RunLogger:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -22,8 +22,9 @@ import random
 import shutil
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -54,11 +55,11 @@ SUMMARY_KEYS = ("pass@1", "cons@{k}", "pass@{k}", "mean_length", "reflection_rat
 class Callback:
     """Override what you need; the trainer calls these hooks (e.g. a live plot in a notebook)."""
 
-    def on_step_end(self, trainer: "GRPOTrainer", step: int, metrics: dict[str, float]) -> None: ...
+    def on_step_end(self, trainer: GRPOTrainer, step: int, metrics: dict[str, float]) -> None: ...
 
-    def on_evaluate(self, trainer: "GRPOTrainer", step: int, result: ExamResult) -> None: ...
+    def on_evaluate(self, trainer: GRPOTrainer, step: int, result: ExamResult) -> None: ...
 
-    def on_train_end(self, trainer: "GRPOTrainer") -> None: ...
+    def on_train_end(self, trainer: GRPOTrainer) -> None: ...
 
 
 class TrainingStopped(RuntimeError):
@@ -746,7 +747,7 @@ def _latest_checkpoint_or_none(run_dir: str | Path) -> Path | None:
 
 
 class _FunctionCallback(Callback):
-    def __init__(self, fn: Callable[["GRPOTrainer", int, dict], Any]):
+    def __init__(self, fn: Callable[[GRPOTrainer, int, dict], Any]):
         self.fn = fn
 
     def on_step_end(self, trainer, step, metrics):

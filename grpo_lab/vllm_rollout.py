@@ -33,7 +33,6 @@ import torch
 
 from grpo_lab.rollout import Rollout
 
-
 # vLLM accepts only these values for max_lora_rank; the adapter's rank is rounded up to one.
 _VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 

@@ -68,8 +68,10 @@ def test_gradient_in_pieces_equals_the_whole_batch(tiny_model_dir, tiny_exam, tm
         mask = batch["completion_mask"].bool()
         torch.testing.assert_close(ref[mask], ref_whole[mask], atol=1e-5, rtol=1e-5)
         captured = {}
-        trainer.optimizer.step = lambda: captured.update(
-            {name: p.grad.clone() for name, p in trainer.model.named_parameters() if p.grad is not None})
+        def capture_gradients(captured=captured, model=trainer.model):
+            captured.update({name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None})
+
+        trainer.optimizer.step = capture_gradients
         loss, stats, _ = trainer._update(batch, advantages, None, ref)
         grads[size] = (captured, loss, stats)
     (g3, loss3, stats3), (g_all, loss_all, stats_all) = grads[3], grads[1000]
