@@ -89,6 +89,12 @@ class GRPOConfig:
     micro_batch_size: int = 0
     """Sequences per forward/backward pass (gradient accumulation over length-sorted pieces, each cut
     to its own padding); 0: automatic, about an eighth of the batch (at least 8 rows)."""
+    train_forward: Literal["auto", "hf", "lean"] = "auto"
+    """The forward pass of the update and of the reference log-probs. "hf": the model's own (Hugging
+    Face + PEFT), the readable reference. "lean": grpo_lab/lean_forward.py, the same operations in the
+    same order written out in plain torch, without the per-module Python (Llama/Qwen2 with plain
+    LoRA only; an error for other models). "auto": lean when the model is supported, else hf. Lean
+    and hf give bitwise-equal log-probs and gradients on the same machine (tests/test_lean_forward.py)."""
     max_nonfinite_steps: int = 5
     """A NaN/inf loss or gradient skips the step; this many in a row stop training."""
     max_prompt_length: int | None = None
