@@ -183,3 +183,22 @@ def _repeat_kv(x: torch.Tensor, n_rep: int) -> torch.Tensor:
 
 def _is_lora(module) -> bool:
     return hasattr(module, "lora_A") and hasattr(module, "get_base_layer")
+
+
+def use_lean(model, train_forward: str) -> bool:
+    """Whether `grpo.train_forward` = train_forward selects the lean forward for this model.
+
+    "hf": never; "auto": when `unsupported_reason` finds nothing; "lean": always, and a model it
+    cannot run is an error that says why (rather than a silent fall-back to the slow path).
+    """
+    if train_forward == "hf":
+        return False
+    reason = unsupported_reason(model)
+    if train_forward == "auto":
+        return reason is None
+    if train_forward == "lean":
+        if reason is not None:
+            raise ValueError(f"grpo.train_forward = 'lean' cannot run this model: {reason}; "
+                             "use 'auto' (falls back to the Hugging Face forward) or 'hf'")
+        return True
+    raise ValueError(f"grpo.train_forward = {train_forward!r}; allowed: 'auto', 'hf', 'lean'")
