@@ -103,6 +103,7 @@ def workload_spec(args) -> dict:
         if getattr(args, key, None) is not None:
             spec[key] = getattr(args, key)
     spec.update(workload=args.workload, device=args.device, dtype=args.dtype, threads=args.threads,
+                train_forward=args.train_forward,
                 warmup=args.warmup if args.warmup is not None else warmup,
                 steps=args.steps if args.steps is not None else steps, seed=0)
     return spec
@@ -250,6 +251,7 @@ def run_grpo_lab(spec: dict, model_dir: Path) -> dict:
                  "lr": spec["lr"], "beta": spec["beta"], "epsilon": spec["epsilon"], "loss_type": spec["loss_type"],
                  "scale_rewards": spec["scale_rewards"], "num_iterations": spec["num_iterations"],
                  "max_grad_norm": spec["max_grad_norm"], "seed": spec["seed"], "stop_strings": [],
+                 "train_forward": spec.get("train_forward", "auto"),
                  "steps": spec["warmup"] + spec["steps"]},
         "rewards": {"functions": RECIPES[spec["workload"]][3] if spec["workload"] in RECIPES else ["accuracy"],
                     "weights": spec["reward_weights"]},
@@ -399,6 +401,36 @@ def worker(framework: str, spec: dict, model_dir: str) -> None:
     report({"done": True, **result})
 
 
+# ----------------------------------------------------------------------------- the machine and the code
+def machine_kind() -> str:
+    """The CPU's model name and the widest SIMD it has (the matmul rate differs ~5x between kinds)."""
+    name, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and name in ("", platform.machine(), "x86_64"):
+                name = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pass
+    simd = ("AVX-512 (" + " ".join(sorted(f for f in flags if f.startswith("avx512"))) + ")" if "avx512f" in flags
+            else "AVX2 only" if "avx2" in flags else "no AVX2")
+    return f"{name}, {os.cpu_count()} cores, {simd}"
+
+
+def git_commit() -> str:
+    """The code's commit (with "+changes" when the work tree differs from it), or "unknown"."""
+    try:
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True).stdout.strip()
+        return head + ("+changes" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
 # ----------------------------------------------------------------------------- roofline
 def count_linear_params(model_dir: Path) -> tuple[int, dict]:
     """Parameters of the linear layers (what a token's forward multiplies by), and the config."""
@@ -509,6 +541,8 @@ def main(argv=None) -> int:
     p.add_argument("--group-size", dest="group_size", type=int, default=None)
     p.add_argument("--max-new-tokens", dest="max_new_tokens", type=int, default=None)
     p.add_argument("--prompt-tokens", dest="prompt_tokens", type=int, default=None, help="qwen0.5b: prompt length")
+    p.add_argument("--train-forward", dest="train_forward", choices=["auto", "hf", "lean"], default="auto",
+                   help="grpo_lab's grpo.train_forward (the update's and the reference's forward)")
     p.add_argument("--only", choices=["grpo_lab", "trl"], default=None, help="run one framework (debugging)")
     p.add_argument("--worker", choices=["grpo_lab", "trl"], help=argparse.SUPPRESS)
     p.add_argument("--spec", help=argparse.SUPPRESS)
@@ -535,6 +569,7 @@ def main(argv=None) -> int:
     print(f"# device {args.device} ({device_name}), {os.cpu_count()} cores, torch {torch.__version__}, "
           f"{spec['threads']} threads (OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'default')}), "
           f"dtype {spec['dtype']}, {time.strftime('%Y-%m-%d %H:%M')}")
+    print(f"# machine: {machine_kind()}; grpo_lab commit {git_commit()}; grpo.train_forward={spec['train_forward']}")
     print(f"# step: {spec['prompts_per_step']} prompts x G={spec['group_size']}, max_new_tokens "
           f"{spec['max_new_tokens']}, T={spec['temperature']} top_p={spec['top_p']} (no top-k), LoRA r={spec['lora_r']} "
           f"alpha={spec['lora_alpha']} on all 7 projections, beta={spec['beta']}, eps={spec['epsilon']}, "
