@@ -55,7 +55,11 @@ def unsupported_reason(model) -> str | None:
         return f"attention implementation {config._attn_implementation!r} (the lean forward computes SDPA's)"
     if model.training and getattr(config, "attention_dropout", 0.0):
         return f"attention_dropout {config.attention_dropout} while training"
-    if getattr(base, "is_gradient_checkpointing", False):
+    # transformers ≥ 5.2x names it is_activation_checkpointing (the old name warns).
+    checkpointing = getattr(base, "is_activation_checkpointing", None)
+    if checkpointing is None:
+        checkpointing = getattr(base, "is_gradient_checkpointing", False)
+    if checkpointing:
         return "gradient checkpointing"
     for layer in base.model.layers:
         for module in (layer.self_attn, layer.mlp):
