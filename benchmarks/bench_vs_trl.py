@@ -4,6 +4,10 @@
     python benchmarks/bench_vs_trl.py --workload micro --quick    # under a minute
     python benchmarks/bench_vs_trl.py --workload smollm2          # a real model (SmolLM2-135M, fetched once)
     python benchmarks/bench_vs_trl.py --workload qwen0.5b --device cuda --dtype bfloat16
+    python benchmarks/bench_vs_trl.py --workload micro --train-forward hf   # grpo_lab's Hugging Face forward
+
+The header names the machine kind (CPU model, and AVX-512 or AVX2 only: the matmul rate differs
+about 5x between them) and the commit of the code, so that a row of docs/benchmarks.md can say both.
 
 What is compared. Both frameworks run one GRPO step at a time on the same model (same weights),
 with the same settings: prompts per step, G, max_new_tokens, sampling (temperature, top-p, no
