@@ -169,9 +169,6 @@ class GRPOTrainer:
         # 4. π_ref and π_old log-probs, without gradient. With μ = 1, π_old = π_θ at the update,
         #    so the ratio is exactly 1 and no extra pass is needed (its value is the detached π_θ).
         batch = self._training_batch(rollout)
-        from grpo_lab import lean_forward  # TEMP trainer hook (issue 18): the lead wires this in logprobs.py
-
-        self._lean = lean_forward.use_lean(self.model, g.train_forward)
         ref_logps = old_logps = None
         with torch.no_grad():
             if g.beta != 0.0:
@@ -277,10 +274,6 @@ class GRPOTrainer:
 
     def _per_token_logps(self, model, batch, with_entropy: bool = False):
         """log π(o_t | q, o_<t) for completion tokens only: logits are kept for the last T+1 positions."""
-        if getattr(self, "_lean", False):  # TEMP trainer hook (issue 18)
-            from grpo_lab import lean_forward
-
-            return lean_forward.per_token_logps(model, batch, self.config.grpo.temperature, with_entropy)
         T = batch["completion_ids"].size(1)
         logits = model(
             input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
