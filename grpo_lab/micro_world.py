@@ -43,6 +43,8 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from grpo_lab.plain import random_state_from_json, random_state_to_json
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent
 # In a checkout, data/ beside the package (the committed model and exam); when installed from a
@@ -117,11 +119,10 @@ class TaskSampler:
         return rows
 
     def state_dict(self) -> dict:
-        return {"rng": self.rng.getstate()}
+        return {"rng": random_state_to_json(self.rng.getstate())}
 
     def load_state_dict(self, state: dict) -> None:
-        version, internal, gauss = state["rng"]
-        self.rng.setstate((version, tuple(internal), gauss))
+        self.rng.setstate(random_state_from_json(state["rng"]))
 
 
 # ----------------------------------------------------------------------------- corpus

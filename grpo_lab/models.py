@@ -246,12 +246,11 @@ def load_policy(run_dir_or_checkpoint: str | os.PathLike, device: str = "auto"):
     import yaml
     from peft import PeftModel
 
+    from grpo_lab.checkpoint import latest_checkpoint
     from grpo_lab.config import Config
 
     path = Path(run_dir_or_checkpoint)
     if (path / "checkpoints").exists():
-        from grpo_lab.trainer import latest_checkpoint
-
         run_dir, checkpoint = path, latest_checkpoint(path)
     else:
         run_dir, checkpoint = path.parent.parent, path

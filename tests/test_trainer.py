@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
+from grpo_lab.logprobs import per_token_logps, training_batch
 from grpo_lab.rewards import accuracy_reward, format_reward
 from grpo_lab.tracking import EVAL_METRIC_NAMES, read_jsonl
 from grpo_lab.trainer import GRPOTrainer, latest_checkpoint
@@ -54,12 +55,12 @@ def test_reference_log_probs_equal_the_base_models(trained, tiny_model_dir):
     trainer, *_ = trained
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     rollout = trainer._last_rollout
-    batch = trainer._training_batch(rollout)
+    batch = training_batch(rollout)
     with torch.no_grad():
         with trainer.reference.active() as reference:
-            ref = trainer._per_token_logps(reference, batch)[0]
-        expected = trainer._per_token_logps(base, batch)[0]
-        policy = trainer._per_token_logps(trainer.model, batch)[0]
+            ref = per_token_logps(reference, batch, trainer.config.grpo.temperature)[0]
+        expected = per_token_logps(base, batch, trainer.config.grpo.temperature)[0]
+        policy = per_token_logps(trainer.model, batch, trainer.config.grpo.temperature)[0]
     mask = batch["completion_mask"].bool()
     torch.testing.assert_close(ref[mask], expected[mask], atol=1e-5, rtol=1e-5)
     assert not torch.allclose(policy[mask], ref[mask], atol=1e-4), "trained policy should differ from π_ref"
