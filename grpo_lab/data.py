@@ -11,7 +11,10 @@ import random
 from typing import Any
 
 from grpo_lab.datafiles import load_dataset_file, load_jsonl, load_parquet  # noqa: F401  (re-exported)
+from grpo_lab.datasets import load_benchmark, parse_spec
+from grpo_lab.micro_world import TaskSampler, ensure_exam, exam_keys, make_exam, prompt_for
 from grpo_lab.plain import random_state_from_json, random_state_to_json
+from grpo_lab.sums import SumsSampler, make_sums_exam
 
 # DeepSeek-R1 paper, Table 1: the R1-Zero training template ({prompt} is the question).
 R1_ZERO_TEMPLATE = (
@@ -53,8 +56,6 @@ def format_prompt(question: str, template: str = "r1_zero", tokenizer=None) -> s
     if template == "r1_zero":
         return R1_ZERO_TEMPLATE.format(prompt=question)
     if template == "micro":
-        from grpo_lab.micro_world import prompt_for
-
         return prompt_for(question)
     if template in ("chat", "r1_chat", "r1_chat_think"):
         if tokenizer is None or getattr(tokenizer, "chat_template", None) is None:
@@ -70,8 +71,6 @@ def format_prompt(question: str, template: str = "r1_zero", tokenizer=None) -> s
 
 def load_rows(spec: str, question_field: str, answer_field: str, what: str, role: str) -> list[dict]:
     """A jsonl/parquet file, or a named benchmark such as "gsm8k:path/test.jsonl" (grpo_lab.datasets)."""
-    from grpo_lab.datasets import load_benchmark, parse_spec
-
     if parse_spec(spec) is not None:
         return load_benchmark(spec, role, question_field, answer_field, what=what)
     return load_dataset_file(spec, question_field, answer_field, what)
@@ -84,12 +83,8 @@ def load_exam(spec: str, question_field: str = "question", answer_field: str = "
     Each row gets "question" and "answer" keys (copied from the configured fields).
     """
     if spec == "micro":
-        from grpo_lab.micro_world import ensure_exam
-
         spec = str(ensure_exam())
     if spec == "sums":  # grpo_lab.sums: a fixed 30-question exam of short sums
-        from grpo_lab.sums import make_sums_exam
-
         rows = [dict(r, **{question_field: r["question"], answer_field: r["answer"]}) for r in make_sums_exam()]
         return rows
     rows = load_rows(spec, question_field, answer_field, what="eval.exam", role="exam")
@@ -110,13 +105,9 @@ class PromptSource:
         self.spec = spec
         self.question_field, self.answer_field = question_field, answer_field
         if spec == "micro":
-            from grpo_lab.micro_world import TaskSampler, exam_keys, make_exam
-
             self.sampler = TaskSampler(seed=seed, exclude=exam_keys(make_exam()))
             self.rows: list[dict] = []
         elif spec == "sums":
-            from grpo_lab.sums import SumsSampler
-
             self.sampler = SumsSampler(seed=seed)
             self.rows = []
         else:
