@@ -53,7 +53,7 @@ class ModelConfig:
 
 @dataclass
 class GRPOConfig:
-    """The GRPO algorithm (DeepSeekMath §4.1) and its variants (TRL's names, REFERENCE §2)."""
+    """The GRPO algorithm (DeepSeekMath §4.1) and its variants (TRL's names, docs/reference.md §2)."""
 
     prompts_per_step: int = 16
     group_size: int = 8
@@ -107,7 +107,7 @@ class RewardsConfig:
     functions: list[str] = field(default_factory=lambda: ["accuracy", "format"])
     weights: list[float] = field(default_factory=lambda: [1.0, 1.0])
     target_language: str = "en"
-    """For language_consistency (DeepSeek-R1 §2.3.3)."""
+    """For language_consistency (DeepSeek-R1 §2.3.2; docs/reference.md §1.5)."""
 
 
 @dataclass
@@ -284,7 +284,7 @@ class Config:
                 raise ConfigError(f"{source}: {key} = {_get(self, key)!r} {allowed}")
         if g.epsilon_high is not None and g.epsilon_high != g.epsilon and g.num_iterations == 1:
             # With μ = 1 the policy that sampled is the one being updated: ρ = 1 exactly, inside any
-            # clip range, so a clip bound (DAPO's clip-higher included) never acts (REFERENCE §2).
+            # clip range, so a clip bound (DAPO's clip-higher included) never acts (docs/reference.md §2.5).
             import warnings
 
             warnings.warn(

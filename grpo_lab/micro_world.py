@@ -27,7 +27,7 @@ oat-zero: base models already reflect at step 0); it is not reflection invented 
 the policy's accuracy actually *depends* on checking is measured, not assumed: evaluate with the
 check forbidden (grpo_lab.evaluate.evaluate_model's ``forbid_phrases``; notebook 06).
 
-Design and measurements: `docs/micro_world.md` and ../shared/MICRO_WORLD_NOTES.md ("v8").
+Design and measurements: `docs/micro_world.md`; the prototype it started from ("v8"): docs/reference.md §8.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def make_question(operands: list[int]) -> str:
 
 
 def prompt_for(question: str) -> str:
-    """The micro world's template: the last line of R1-Zero's (REFERENCE §1), kept short because
+    """The micro world's template: the last line of R1-Zero's (docs/reference.md §1.2), kept short because
     a 0.5M-parameter model has a tiny context budget. Real models use the full template."""
     return f"User : {question} Assistant :"
 

@@ -172,7 +172,7 @@ def grade_answer(pred: str | None, gold: Any) -> bool:
 
     1. ``pred`` None, empty, or over :data:`MAX_ANSWER_CHARS` characters → False.
     2. Both parse as plain numbers (commas and a leading sign allowed) → exact comparison, so
-       "42" == "42.0" == "+42" but "42" != "42.5" (REFERENCE.md §3: numeric tasks may compare
+       "42" == "42.0" == "+42" but "42" != "42.5" (docs/reference.md §1.3: numeric tasks may compare
        numbers exactly; no float tolerance that a near-miss could exploit).
     3. Otherwise Hugging Face math-verify: ``verify(parse(gold), parse(pred))``, each wrapped in
        ``$…$`` when it has no math delimiters, so ``\\frac{1}{2}`` matches ``0.5``. Each parse and

@@ -1,6 +1,6 @@
 """Supervised fine-tuning, rejection sampling and distillation: DeepSeek-R1's non-RL stages.
 
-R1-Zero is pure RL. DeepSeek-R1 (§2.3) wraps RL in supervised stages (REFERENCE §1):
+R1-Zero is pure RL. DeepSeek-R1 (§2.3) wraps RL in supervised stages (docs/reference.md §1.5):
 
 1. **cold start**: SFT on a few thousand long, readable chain-of-thought examples;
 2. reasoning RL (GRPO, here `grpo_lab.trainer`) with a language-consistency reward added;
