@@ -138,3 +138,17 @@ def test_optimizer_takes_adam_epsilon_and_weight_decay_from_the_config(tiny_mode
     cfg = tiny_config(tiny_model_dir, tiny_exam, tmp_path / "run", adam_epsilon=1e-5, weight_decay=0.1)
     group = GRPOTrainer(cfg, run_dir=tmp_path / "run").optimizer.param_groups[0]
     assert (group["eps"], group["weight_decay"]) == (1e-5, 0.1)
+
+
+def test_reward_weights_of_the_wrong_length_are_an_error_not_replaced(tiny_model_dir, tiny_exam, tmp_path):
+    """Before: a weights list of the wrong length was silently replaced by 1.0s in the trainer."""
+    cfg = tiny_config(tiny_model_dir, tiny_exam, tmp_path / "run")
+    with pytest.raises(ValueError, match="reward_weights has 1 weights for 2 reward functions"):
+        GRPOTrainer(cfg, reward_funcs=[accuracy_reward, format_reward], reward_weights=[1.0])
+
+
+def test_the_configs_weights_go_with_the_configs_functions(tiny_model_dir, tiny_exam, tmp_path):
+    cfg = tiny_config(tiny_model_dir, tiny_exam, tmp_path / "run")  # accuracy + 0.2 × format
+    assert GRPOTrainer(cfg).reward_weights == [1.0, 0.2]
+    passed = GRPOTrainer(cfg, reward_funcs=[accuracy_reward])
+    assert passed.reward_weights == [1.0]  # functions passed in take TRL's default, 1.0 each
