@@ -16,15 +16,17 @@ a ``reason`` (why it was chosen, for the run log) and the same ``generate`` call
 
 from __future__ import annotations
 
+from grpo_lab.config import ConfigError
 from grpo_lab.samplers.base import Rollout, Sampler, SamplingBatch, TorchSampler, sample_token
 from grpo_lab.samplers.hf import HFSampler
 from grpo_lab.samplers.lean import LeanDecoder, LeanSampler
+from grpo_lab.samplers.vllm import VLLMSampler, VLLMUnavailableError  # vllm itself is imported only when used
 
 SAMPLER_NAMES = ("auto", "hf", "lean", "vllm")
 """The values of ``grpo.sampler`` (grpo_lab.config.GRPOConfig.sampler)."""
 
 __all__ = ["SAMPLER_NAMES", "HFSampler", "LeanDecoder", "LeanSampler", "Rollout", "Sampler", "SamplingBatch",
-           "TorchSampler", "make_sampler", "resolve_sampler", "sample_token"]
+           "TorchSampler", "VLLMSampler", "VLLMUnavailableError", "make_sampler", "resolve_sampler", "sample_token"]
 
 
 def resolve_sampler(name: str, model) -> HFSampler | LeanSampler:
@@ -58,13 +60,9 @@ def make_sampler(config, model) -> Sampler:
     Raises ConfigError (naming grpo.sampler) when the configured sampler cannot run this model, and
     VLLMUnavailableError when "vllm" is asked for where vLLM cannot run.
     """
-    from grpo_lab.config import ConfigError
-
     name = config.grpo.sampler
     if name == "vllm":
-        from grpo_lab.samplers import vllm  # lazy: loading vLLM itself happens only in VLLMSampler
-
-        return vllm.VLLMSampler.from_config(config, model)
+        return VLLMSampler.from_config(config, model)
     try:
         sampler = resolve_sampler(name, model)
     except ValueError as exc:
