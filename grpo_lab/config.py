@@ -17,6 +17,7 @@ import difflib
 import math
 import types
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union
@@ -110,8 +111,6 @@ class GRPOConfig:
 
     @use_vllm.setter
     def use_vllm(self, value: bool) -> None:
-        import warnings
-
         warnings.warn("grpo.use_vllm is deprecated; set grpo.sampler = 'vllm' (or 'auto')", DeprecationWarning,
                       stacklevel=2)
         self.sampler = "vllm" if value else ("auto" if self.sampler == "vllm" else self.sampler)
@@ -392,8 +391,6 @@ def _renamed_keys(data: dict[str, Any], source: str) -> dict[str, Any]:
     grpo = data.get("grpo") if isinstance(data, dict) else None
     if not isinstance(grpo, dict) or "use_vllm" not in grpo:
         return data
-    import warnings
-
     grpo = dict(grpo)
     use_vllm = grpo.pop("use_vllm")
     if not isinstance(use_vllm, bool):

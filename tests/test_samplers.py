@@ -204,6 +204,9 @@ def test_use_vllm_still_loads_as_the_sampler_with_a_deprecation_warning(use_vllm
     with pytest.warns(DeprecationWarning, match="grpo.use_vllm is deprecated; write grpo.sampler"):
         cfg = load_config(packaged_config("micro_r1_zero"), [f"grpo.use_vllm={str(use_vllm).lower()}"])
     assert cfg.grpo.sampler == sampler and cfg.grpo.use_vllm is use_vllm
+    with pytest.warns(DeprecationWarning, match="grpo.use_vllm is deprecated"):
+        cfg.grpo.use_vllm = not use_vllm  # code that sets the old attribute still works
+    assert cfg.grpo.sampler == ("auto" if use_vllm else "vllm")
 
 
 def test_use_vllm_that_contradicts_the_sampler_is_an_error():
