@@ -58,8 +58,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         cfg = load_config(resolve_config_path(args.config or DEFAULT_CONFIG), args.set)
         run_dir = cfg.run_dir
-    if cfg.grpo.use_vllm:  # fail before a big model and the step-0 exam, not at the first rollout
-        from grpo_lab.vllm_rollout import check_vllm_available
+    if cfg.grpo.sampler == "vllm":  # fail before a big model and the step-0 exam, not at the first rollout
+        from grpo_lab.samplers.vllm import check_vllm_available
 
         check_vllm_available()
     # Locked before torch and the model are loaded: a second `train` into the same directory stops at once.
@@ -308,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         notes = "".join(f"\n{note}" for note in getattr(exc, "__notes__", []))
         bad_input = (ConfigError, FileNotFoundError, ValueError, OSError, KeyError,
-                     *_loaded("grpo_lab.vllm_rollout", "VLLMUnavailableError"))
+                     *_loaded("grpo_lab.samplers.vllm", "VLLMUnavailableError"))
         stopped = (RewardFunctionError, *_loaded("grpo_lab.trainer", "TrainingStopped"))
         if isinstance(exc, bad_input):
             print(f"grpo-lab {args.command}: error: {exc}{notes}", file=sys.stderr)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from grpo_lab.config import Config
 from grpo_lab.data import load_exam
 from grpo_lab.evaluate import ExamResult, evaluate_model
+from grpo_lab.samplers import Sampler
 
 
 def exam_seed(seed: int, step: int) -> int:
@@ -20,19 +21,23 @@ def exam_seed(seed: int, step: int) -> int:
 
 
 def run_exam(model, tokenizer, config: Config, step: int, exam: list[dict] | None = None,
-             progress: bool = False) -> ExamResult:
+             progress: bool = False, sampler: str | Sampler | None = None) -> ExamResult:
     """Evaluate `model` on the config's exam as the trainer does at `step`.
 
     `exam`: the loaded exam rows (default: load `eval.exam`). Everything else (k, temperature,
     top-p, token budget, template, stop strings, lexicon, forbidden phrases, batch size) comes from
-    the config, exactly as the trainer reads it.
+    the config, exactly as the trainer reads it. `sampler`: a sampler object or name (default
+    `grpo.sampler`; vLLM, which needs the training engine, falls back to "auto" here). Every
+    sampler draws the same tokens for the same generator (tests/test_samplers.py).
     """
     e, g = config.eval, config.grpo
+    if sampler is None:
+        sampler = "auto" if g.sampler == "vllm" else g.sampler
     if exam is None:
         exam = load_exam(e.exam, config.data.question_field, config.data.answer_field)
     return evaluate_model(
         model, tokenizer, exam, k=e.k, temperature=e.temperature, top_p=e.top_p,
         max_new_tokens=e.max_new_tokens or g.max_new_tokens, template=config.data.template,
         stop_strings=g.stop_strings, batch_size=e.batch_size, seed=exam_seed(g.seed, step),
-        lexicon=e.lexicon, forbid_phrases=e.forbid_phrases, progress=progress,
+        lexicon=e.lexicon, forbid_phrases=e.forbid_phrases, progress=progress, sampler=sampler,
     )

@@ -47,9 +47,10 @@ from grpo_lab.metrics import completion_metrics, reward_metrics
 from grpo_lab.models import ReferencePolicy, add_lora, load_model_and_tokenizer, trainable_parameters
 from grpo_lab.plain import to_plain
 from grpo_lab.rewards import check_reward_functions, compute_rewards, get_reward_function, is_correct
-from grpo_lab.rollout import Rollout, generate
+from grpo_lab.rollout import Rollout
 from grpo_lab.run_state import RunState
 from grpo_lab.rundir import RunDirectoryLock, check_resume_config, set_aside_previous_run
+from grpo_lab.samplers import make_sampler
 from grpo_lab.tracking import RunLogger, load_run, read_summary
 
 SUMMARY_KEYS = ("pass@1", "cons@{k}", "pass@{k}", "mean_length", "reflection_rate")
@@ -103,6 +104,8 @@ class GRPOTrainer:
             raise ValueError("pass the tokenizer together with the model")
         self.model, self.tokenizer = model, tokenizer
         self.device = next(model.parameters()).device
+        # grpo.sampler: the Hugging Face forward (the readable reference), the lean decoder or vLLM.
+        self.sampler = make_sampler(cfg, model)
         self.reference = ReferencePolicy(model, cfg.model.use_lora, needed=g.beta != 0.0)
 
         if reward_funcs is None:  # the config's functions and weights (the config checked they pair up)
@@ -162,7 +165,7 @@ class GRPOTrainer:
         rows = self.prompts.next(g.prompts_per_step)
         prompts = [format_prompt(str(r["question"]), cfg.data.template, self.tokenizer) for r in rows]
         self._check_prompt_lengths(prompts, source=f"data.train ({cfg.data.train})")
-        rollout = self._sample(
+        rollout = self.sampler.generate(
             self.model, self.tokenizer, prompts, num_samples=G, max_new_tokens=g.max_new_tokens,
             temperature=g.temperature, top_p=g.top_p, stop_strings=g.stop_strings, generator=self.generator,
         )
@@ -264,16 +267,6 @@ class GRPOTrainer:
         self.state.nonfinite_in_a_row = 0
         return True
 
-    def _sample(self, *args, **kwargs) -> Rollout:
-        """Training rollouts: grpo_lab.rollout.generate, or vLLM when grpo.use_vllm (same arguments, same Rollout)."""
-        if not self.config.grpo.use_vllm:
-            return generate(*args, **kwargs)
-        if getattr(self, "_vllm", None) is None:
-            from grpo_lab.vllm_rollout import make_sampler  # lazy: vllm is an optional extra
-
-            self._vllm = make_sampler(self.config, self.model)
-        return self._vllm.generate(*args, **kwargs)
-
     def _correct(self, rollout: Rollout, rows: list[dict], accuracy: list[float] | None) -> list[bool]:
         """Which completions are right: accuracy_reward's grades when it ran, else graded here."""
         if accuracy is not None:
@@ -309,7 +302,7 @@ class GRPOTrainer:
     def evaluate(self, step: int | None = None) -> ExamResult:
         """The exam of `step` (exam.run_exam: the same function and seed as `grpo-lab eval`)."""
         step = self.step if step is None else step
-        result = run_exam(self.model, self.tokenizer, self.config, step, exam=self.exam)
+        result = run_exam(self.model, self.tokenizer, self.config, step, exam=self.exam, sampler=self.sampler)
         self.eval_results[step] = result
         if self.logger is not None:
             self.logger.log({f"eval/{k}": v for k, v in result.metrics.items()}, step=step)
@@ -363,6 +356,7 @@ class GRPOTrainer:
         self.logger = RunLogger(self.run_dir, cfg.to_dict(), wandb_mode=tr.wandb_mode, project=tr.wandb_project,
                                 run_name=cfg.name, resume=resume, wandb_init_timeout=tr.wandb_timeout,
                                 wandb_call_timeout=tr.wandb_timeout)
+        self.logger.summary({"sampler": {"name": self.sampler.name, "reason": self.sampler.reason}})
         try:
             if resume:
                 # Lines logged after the checkpoint belong to steps about to be redone; so does an

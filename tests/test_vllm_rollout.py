@@ -117,9 +117,3 @@ def test_build_rollout_rejects_a_wrong_sample_count():
         build_rollout(tokenizer, ["q"], [[4]], outputs, num_samples=2, max_new_tokens=4, device=torch.device("cpu"))
 
 
-def test_the_old_module_path_still_exports_the_vllm_sampler():
-    """grpo_lab.vllm_rollout is kept while trainer.py and cli.py import from it."""
-    from grpo_lab import vllm_rollout
-
-    assert vllm_rollout.VLLMUnavailableError is VLLMUnavailableError
-    assert vllm_rollout.build_rollout is build_rollout
