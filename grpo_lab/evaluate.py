@@ -149,7 +149,7 @@ def score_exam(
     ks: Sequence[int] = (1, 2, 4, 8, 16),
     lexicon: str | Sequence[str] = "default",
 ) -> ExamResult:
-    """Score ``n`` sampled completions for each question (R1's protocol, REFERENCE.md §3).
+    """Score ``n`` sampled completions for each question (R1's protocol, docs/reference.md §3).
 
     Args:
         questions, golds: one entry per question.
