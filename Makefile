@@ -10,7 +10,7 @@ TORCH_SPEC ?= torch==2.13.0
 
 export WANDB_SILENT ?= true
 
-.PHONY: setup demo test test-fast control real-demo real-control clean-venv
+.PHONY: setup lab demo test test-fast control real-demo real-control clean-venv
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,10 +20,19 @@ $(VENV)/.installed: pyproject.toml
 			$(PY) -m pip install --quiet torch; \
 		else $(PY) -m pip install --quiet "$(TORCH_SPEC)"; fi; fi
 	$(PY) -m pip install --quiet -e ".[dev]"
-	$(PY) -m ipykernel install --user --name grpo-lab --display-name "Python (grpo-lab)" >/dev/null 2>&1 || true
 	touch $@
 
-setup: $(VENV)/.installed
+# The notebooks' kernel, "Python (grpo-lab)", installed into this environment (not user-wide), so each
+# clone's JupyterLab runs its own .venv, whichever clone was set up last.
+KERNELSPEC := $(VENV)/share/jupyter/kernels/grpo-lab/kernel.json
+$(KERNELSPEC): $(VENV)/.installed
+	$(PY) -m ipykernel install --sys-prefix --name grpo-lab --display-name "Python (grpo-lab)" >/dev/null
+
+setup: $(VENV)/.installed $(KERNELSPEC)
+
+## JupyterLab from this environment, on the notebooks (kernel "Python (grpo-lab)").
+lab: setup
+	$(PY) -m jupyter lab --ServerApp.root_dir=notebooks $(ARGS)
 
 ## The main job: the micro R1-Zero experiment end to end (wandb offline).
 demo: setup
@@ -43,6 +52,8 @@ real-control: setup
 
 ## The whole test suite, notebooks included: each runs top to bottom in smoke mode (GRPO_LAB_SMOKE=1,
 ## runs in a fresh temporary directory); nbval compares the output of cells marked NBVAL_CHECK_OUTPUT.
+## tests/test_browser.py runs one notebook in JupyterLab in headless Chromium (skipped without Chromium
+## and chromedriver, except with CI=true).
 test: setup
 	$(VENV)/bin/ruff check .
 	WANDB_MODE=disabled WANDB_DIR=$$(mktemp -d) GRPO_LAB_RUNS=$$(mktemp -d) GRPO_LAB_SMOKE=1 TQDM_DISABLE=1 \

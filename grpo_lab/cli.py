@@ -58,8 +58,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         cfg = load_config(resolve_config_path(args.config or DEFAULT_CONFIG), args.set)
         run_dir = cfg.run_dir
-    if cfg.grpo.use_vllm:  # fail before a big model and the step-0 exam, not at the first rollout
-        from grpo_lab.vllm_rollout import check_vllm_available
+    if cfg.grpo.sampler == "vllm":  # fail before a big model and the step-0 exam, not at the first rollout
+        from grpo_lab.samplers.vllm import check_vllm_available
 
         check_vllm_available()
     # Locked before torch and the model are loaded: a second `train` into the same directory stops at once.
@@ -91,36 +91,54 @@ def cmd_export_trl(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    """The exam of a checkpoint (or of the base model), exactly as the run's trainer scored it.
+
+    Given a checkpoint inside a run directory (RUN/checkpoints/step-N) and no --config, the run's
+    own config.yaml is used and the exam is seeded for step N (exam.run_exam): the printed
+    metrics are the run's logged eval line for that step.
+    """
     from peft import PeftModel
 
-    from grpo_lab.data import load_exam
-    from grpo_lab.evaluate import evaluate_model
+    from grpo_lab.exam import run_exam
     from grpo_lab.models import check_adapter_dir, load_model_and_tokenizer
 
     _set_cpu_threads()
-    cfg = load_config(resolve_config_path(args.config or DEFAULT_CONFIG), args.set)
+    adapter = check_adapter_dir(args.adapter) if args.adapter else None
+    run_config = adapter.parent.parent / "config.yaml" if adapter is not None else None
+    if args.config is None and run_config is not None and run_config.exists():
+        config_path = run_config
+    else:
+        config_path = resolve_config_path(args.config or DEFAULT_CONFIG)
+    cfg = load_config(config_path, args.set)
+    step = args.step if args.step is not None else _checkpoint_step(adapter)
     cfg.model.use_lora = False
     out = Path(args.out) if args.out else None
     if out is not None and out.exists() and not out.is_dir():  # fail now, not after the whole exam
         raise FileExistsError(f"--out {out}: a file is there; --out names a directory for metrics.json and questions.csv")
-    adapter = check_adapter_dir(args.adapter) if args.adapter else None
     model, tokenizer = load_model_and_tokenizer(cfg.model)
     if adapter is not None:
         model = PeftModel.from_pretrained(model, str(adapter))
-    exam = load_exam(cfg.eval.exam, cfg.data.question_field, cfg.data.answer_field)
-    result = evaluate_model(
-        model, tokenizer, exam, k=cfg.eval.k, temperature=cfg.eval.temperature, top_p=cfg.eval.top_p,
-        max_new_tokens=cfg.eval.max_new_tokens or cfg.grpo.max_new_tokens, template=cfg.data.template,
-        stop_strings=cfg.grpo.stop_strings, batch_size=cfg.eval.batch_size, seed=cfg.grpo.seed,
-        lexicon=cfg.eval.lexicon, progress=True, forbid_phrases=cfg.eval.forbid_phrases,
-    )
+    print(f"exam of step {step} ({config_path})")
+    result = run_exam(model, tokenizer, cfg, step, progress=True)
     for key, value in result.metrics.items():
         print(f"{key:28s} {value:.4f}")
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         result.per_question.to_csv(out / "questions.csv", index=False)
-        (out / "metrics.json").write_text(json.dumps(result.metrics, indent=2))
+        (out / "metrics.json").write_text(json.dumps({"step": step, **result.metrics}, indent=2))
     return 0
+
+
+def _checkpoint_step(adapter: Path | None) -> int:
+    """The step a checkpoint was saved at (its trainer_state.json); 0 for the base model or a foreign adapter."""
+    if adapter is None:
+        return 0
+    state = adapter / "trainer_state.json"
+    if state.exists():
+        return int(json.loads(state.read_text())["step"])
+    if adapter.name.startswith("step-") and adapter.name[5:].isdigit():
+        return int(adapter.name[5:])
+    return 0  # an adapter made elsewhere: any seed is as good; say so with --step
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -223,8 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="exam evaluation (pass@1 over k samples, cons@k, pass@k)")
-    p.add_argument("--config", default=None, help=f"a YAML file or a packaged config name (default {DEFAULT_CONFIG})")
+    p.add_argument("--config", default=None, help=f"a YAML file or a packaged config name (default: the "
+                   f"checkpoint's run config, else {DEFAULT_CONFIG})")
     p.add_argument("--adapter", help="a LoRA adapter directory (e.g. RUN_DIR/checkpoints/step-000200)")
+    p.add_argument("--step", type=int, default=None,
+                   help="the step whose exam seed to use (default: the checkpoint's step; 0 without --adapter)")
     p.add_argument("--out", help="directory for metrics.json and questions.csv")
     add_set(p)
     p.set_defaults(func=cmd_eval)
@@ -287,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         notes = "".join(f"\n{note}" for note in getattr(exc, "__notes__", []))
         bad_input = (ConfigError, FileNotFoundError, ValueError, OSError, KeyError,
-                     *_loaded("grpo_lab.vllm_rollout", "VLLMUnavailableError"))
+                     *_loaded("grpo_lab.samplers.vllm", "VLLMUnavailableError"))
         stopped = (RewardFunctionError, *_loaded("grpo_lab.trainer", "TrainingStopped"))
         if isinstance(exc, bad_input):
             print(f"grpo-lab {args.command}: error: {exc}{notes}", file=sys.stderr)

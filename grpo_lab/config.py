@@ -17,6 +17,7 @@ import difflib
 import math
 import types
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union
@@ -53,7 +54,7 @@ class ModelConfig:
 
 @dataclass
 class GRPOConfig:
-    """The GRPO algorithm (DeepSeekMath §4.1) and its variants (TRL's names, REFERENCE §2)."""
+    """The GRPO algorithm (DeepSeekMath §4.1) and its variants (TRL's names, docs/reference.md §2)."""
 
     prompts_per_step: int = 16
     group_size: int = 8
@@ -99,11 +100,26 @@ class GRPOConfig:
     """A NaN/inf loss or gradient skips the step; this many in a row stop training."""
     max_prompt_length: int | None = None
     """Prompts longer than this many tokens are an error (None: the model's context window)."""
-    use_vllm: bool = False
-    """Sample training rollouts with vLLM on the same GPU (extra `[vllm]`; LoRA adapter synced every
-    step; see grpo_lab/vllm_rollout.py). Off: the built-in sampler (grpo_lab/rollout.py)."""
+    sampler: Literal["auto", "hf", "lean", "vllm"] = "auto"
+    """How rollouts (training's and the exam's) are sampled; one module each in grpo_lab/samplers/.
+    "hf": Hugging Face's forward with a KV cache, any causal LM (the readable reference). "lean":
+    the same decode step in plain torch for Llama/Qwen2 (merged LoRA, static KV cache; the same
+    tokens as "hf", faster on small models). "vllm": vLLM on the same GPU (extra `[vllm]`, LoRA
+    only, the adapter synced every step). "auto": "lean" where it supports the model, else "hf";
+    the run log says which was picked and why. The old `use_vllm: true` still loads as "vllm"."""
     vllm_gpu_memory_utilization: float = 0.3
     """Share of the GPU's memory vLLM may take for weights and KV cache; training needs the rest."""
+
+    @property
+    def use_vllm(self) -> bool:
+        """Deprecated: whether `sampler` is "vllm" (the key `use_vllm` became `sampler`)."""
+        return self.sampler == "vllm"
+
+    @use_vllm.setter
+    def use_vllm(self, value: bool) -> None:
+        warnings.warn("grpo.use_vllm is deprecated; set grpo.sampler = 'vllm' (or 'auto')", DeprecationWarning,
+                      stacklevel=2)
+        self.sampler = "vllm" if value else ("auto" if self.sampler == "vllm" else self.sampler)
 
 
 @dataclass
@@ -113,7 +129,7 @@ class RewardsConfig:
     functions: list[str] = field(default_factory=lambda: ["accuracy", "format"])
     weights: list[float] = field(default_factory=lambda: [1.0, 1.0])
     target_language: str = "en"
-    """For language_consistency (DeepSeek-R1 §2.3.3)."""
+    """For language_consistency (DeepSeek-R1 §2.3.2; docs/reference.md §1.5)."""
 
 
 @dataclass
@@ -191,7 +207,7 @@ class Config:
     # ----------------------------------------------------------------- building
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None, source: str = "config") -> Config:
-        cfg = _build(cls, data or {}, prefix="", source=source)
+        cfg = _build(cls, _renamed_keys(data or {}, source), prefix="", source=source)
         cfg.validate(source)
         return cfg
 
@@ -290,7 +306,7 @@ class Config:
                 raise ConfigError(f"{source}: {key} = {_get(self, key)!r} {allowed}")
         if g.epsilon_high is not None and g.epsilon_high != g.epsilon and g.num_iterations == 1:
             # With μ = 1 the policy that sampled is the one being updated: ρ = 1 exactly, inside any
-            # clip range, so a clip bound (DAPO's clip-higher included) never acts (REFERENCE §2).
+            # clip range, so a clip bound (DAPO's clip-higher included) never acts (docs/reference.md §2.5).
             import warnings
 
             warnings.warn(
@@ -307,8 +323,8 @@ class Config:
                 parse_spec(spec)
             except ValueError as exc:
                 raise ConfigError(f"{source}: {key}: {exc}") from None
-        if m.use_lora is False and g.use_vllm:
-            raise ConfigError(f"{source}: grpo.use_vllm = true needs model.use_lora = true (vLLM generation "
+        if m.use_lora is False and g.sampler == "vllm":
+            raise ConfigError(f"{source}: grpo.sampler = vllm needs model.use_lora = true (the vllm sampler "
                               "syncs the LoRA adapter each step; full fine-tuning weights are not synced)")
         from grpo_lab.phenomena import LEXICONS
         from grpo_lab.rewards import SUPPORTED_LANGUAGES
@@ -370,6 +386,30 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[f"{prefix}{key}"] = value
     return out
+
+
+def _renamed_keys(data: dict[str, Any], source: str) -> dict[str, Any]:
+    """Old configs (and the config.yaml of old runs) still load: `grpo.use_vllm` became `grpo.sampler`.
+
+    `use_vllm: true` means `sampler: vllm`; `use_vllm: false` means "not vllm" and leaves `sampler`
+    as it is. Either way a DeprecationWarning asks for the new key; a contradiction is an error.
+    """
+    grpo = data.get("grpo") if isinstance(data, dict) else None
+    if not isinstance(grpo, dict) or "use_vllm" not in grpo:
+        return data
+    grpo = dict(grpo)
+    use_vllm = grpo.pop("use_vllm")
+    if not isinstance(use_vllm, bool):
+        raise ConfigError(f"{source}: grpo.use_vllm must be true or false, got {use_vllm!r} (better: grpo.sampler)")
+    sampler = grpo.get("sampler", "auto")
+    if use_vllm and sampler not in ("auto", "vllm") or not use_vllm and sampler == "vllm":
+        raise ConfigError(f"{source}: grpo.use_vllm = {str(use_vllm).lower()} contradicts grpo.sampler = {sampler!r}; "
+                          "grpo.use_vllm is deprecated: drop it and keep grpo.sampler")
+    if use_vllm:
+        grpo["sampler"] = "vllm"
+    warnings.warn(f"{source}: grpo.use_vllm is deprecated; write grpo.sampler: "
+                  f"{'vllm' if use_vllm else 'auto (or hf, lean)'} instead", DeprecationWarning, stacklevel=3)
+    return {**data, "grpo": grpo}
 
 
 def apply_override(data: dict[str, Any], item: str) -> None:

@@ -23,6 +23,8 @@ from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any
 
+from grpo_lab.answers import extract_answer
+
 MAX_EQUATION_CHARS = 200
 """Longer equations score 0 without being parsed (Countdown needs a handful of numbers)."""
 
@@ -110,8 +112,6 @@ def countdown_reward(
     TRL signature; reads the dataset's ``nums`` and ``target`` columns (one per completion). The
     equation may be wrapped in ``\\boxed{…}`` (extracted like every answer, grpo_lab.rewards).
     """
-    from grpo_lab.rewards import extract_answer  # late: rewards registers this function
-
     if len(nums) != len(completions) or len(target) != len(completions):
         raise ValueError(
             f"countdown_reward got {len(completions)} completions but {len(nums)} nums and {len(target)} targets"

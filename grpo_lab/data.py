@@ -7,10 +7,14 @@ error naming the file and line.
 
 from __future__ import annotations
 
-import json
 import random
-from pathlib import Path
 from typing import Any
+
+from grpo_lab.datafiles import load_dataset_file, load_jsonl, load_parquet  # noqa: F401  (re-exported)
+from grpo_lab.datasets import load_benchmark, parse_spec
+from grpo_lab.micro_world import TaskSampler, ensure_exam, exam_keys, make_exam, prompt_for
+from grpo_lab.plain import random_state_from_json, random_state_to_json
+from grpo_lab.sums import SumsSampler, make_sums_exam
 
 # DeepSeek-R1 paper, Table 1: the R1-Zero training template ({prompt} is the question).
 R1_ZERO_TEMPLATE = (
@@ -52,8 +56,6 @@ def format_prompt(question: str, template: str = "r1_zero", tokenizer=None) -> s
     if template == "r1_zero":
         return R1_ZERO_TEMPLATE.format(prompt=question)
     if template == "micro":
-        from grpo_lab.micro_world import prompt_for
-
         return prompt_for(question)
     if template in ("chat", "r1_chat", "r1_chat_think"):
         if tokenizer is None or getattr(tokenizer, "chat_template", None) is None:
@@ -67,92 +69,8 @@ def format_prompt(question: str, template: str = "r1_zero", tokenizer=None) -> s
     raise ValueError(f"data.template = {template!r}; allowed: 'r1_zero', 'chat', 'r1_chat', 'r1_chat_think', 'micro'")
 
 
-def load_jsonl(path: str | Path, question_field: str = "question", answer_field: str = "answer",
-               what: str = "dataset") -> list[dict]:
-    """Rows of a jsonl file, each checked for the question and answer fields.
-
-    Every problem is an error that names the file and line: a missing file, a line that is not
-    valid JSON (or not UTF-8, or not an object), a row without the question or answer field, an
-    empty file. `what` says which config key pointed here (e.g. "data.train"), for the messages.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{what} file not found: {path}")
-    if path.is_dir():
-        raise IsADirectoryError(f"{what}: {path} is a directory; expected a .jsonl file")
-    rows: list[dict] = []
-    with open(path, "rb") as f:
-        for lineno, raw in enumerate(f, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise ValueError(f"{path}:{lineno}: not valid UTF-8 text ({exc.reason}); is it a jsonl file?") from exc
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({exc.msg}): {line.strip()[:80]!r}") from exc
-            if not isinstance(row, dict):
-                raise ValueError(f"{path}:{lineno}: each line must be a JSON object, got {type(row).__name__}")
-            _check_row(row, f"{path}:{lineno}", question_field, answer_field)
-            rows.append(row)
-    if not rows:
-        raise ValueError(f"{path}: no rows ({what} is empty)")
-    return rows
-
-
-def _check_row(row: dict, where: str, question_field: str | None, answer_field: str | None) -> None:
-    if question_field is None:  # raw rows (grpo_lab.datasets maps a benchmark's own columns itself)
-        return
-    for key, setting in ((question_field, "data.question_field"), (answer_field, "data.answer_field")):
-        if key not in row:
-            raise ValueError(
-                f"{where}: row has no {key!r} field (fields: {sorted(row)}); "
-                f"set {setting} to the column that holds it"
-            )
-        if row[key] is None:
-            raise ValueError(f"{where}: the {key!r} field is null ({setting} = {key!r}); every row needs a value")
-
-
-def load_parquet(path: str | Path, question_field: str = "question", answer_field: str = "answer",
-                 what: str = "dataset") -> list[dict]:
-    """Rows of a parquet file, checked like `load_jsonl` (errors name the file and row)."""
-    import pandas as pd
-
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{what} file not found: {path}")
-    try:
-        df = pd.read_parquet(path)
-    except Exception as exc:  # noqa: BLE001 -- pyarrow raises many types; say which file
-        raise ValueError(f"{path}: not a readable parquet file ({type(exc).__name__}: {exc})") from exc
-    rows = []
-    for i, row in enumerate(df.to_dict(orient="records")):
-        row = {k: (None if _is_missing(v) else v) for k, v in row.items()}
-        _check_row(row, f"{path}: row {i}", question_field, answer_field)
-        rows.append(row)
-    if not rows:
-        raise ValueError(f"{path}: no rows ({what} is empty)")
-    return rows
-
-
-def _is_missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and value != value)
-
-
-def load_dataset_file(path: str | Path, question_field: str = "question", answer_field: str = "answer",
-                      what: str = "dataset") -> list[dict]:
-    """A jsonl (.jsonl/.json, one object a line) or parquet (.parquet) file of question/answer rows."""
-    if Path(path).suffix.lower() == ".parquet":
-        return load_parquet(path, question_field, answer_field, what)
-    return load_jsonl(path, question_field, answer_field, what)
-
-
 def load_rows(spec: str, question_field: str, answer_field: str, what: str, role: str) -> list[dict]:
     """A jsonl/parquet file, or a named benchmark such as "gsm8k:path/test.jsonl" (grpo_lab.datasets)."""
-    from grpo_lab.datasets import load_benchmark, parse_spec
-
     if parse_spec(spec) is not None:
         return load_benchmark(spec, role, question_field, answer_field, what=what)
     return load_dataset_file(spec, question_field, answer_field, what)
@@ -165,12 +83,8 @@ def load_exam(spec: str, question_field: str = "question", answer_field: str = "
     Each row gets "question" and "answer" keys (copied from the configured fields).
     """
     if spec == "micro":
-        from grpo_lab.micro_world import ensure_exam
-
         spec = str(ensure_exam())
     if spec == "sums":  # grpo_lab.sums: a fixed 30-question exam of short sums
-        from grpo_lab.sums import make_sums_exam
-
         rows = [dict(r, **{question_field: r["question"], answer_field: r["answer"]}) for r in make_sums_exam()]
         return rows
     rows = load_rows(spec, question_field, answer_field, what="eval.exam", role="exam")
@@ -191,13 +105,9 @@ class PromptSource:
         self.spec = spec
         self.question_field, self.answer_field = question_field, answer_field
         if spec == "micro":
-            from grpo_lab.micro_world import TaskSampler, exam_keys, make_exam
-
             self.sampler = TaskSampler(seed=seed, exclude=exam_keys(make_exam()))
             self.rows: list[dict] = []
         elif spec == "sums":
-            from grpo_lab.sums import SumsSampler
-
             self.sampler = SumsSampler(seed=seed)
             self.rows = []
         else:
@@ -228,14 +138,14 @@ class PromptSource:
         return out
 
     def state_dict(self) -> dict:
-        state = {"rng": self.rng.getstate(), "order": self.order, "position": self.position}
+        """JSON-safe state (the generator, the epoch's order and the position in it)."""
+        state = {"rng": random_state_to_json(self.rng.getstate()), "order": self.order, "position": self.position}
         if self.sampler is not None:
             state["sampler"] = self.sampler.state_dict()
         return state
 
     def load_state_dict(self, state: dict) -> None:
-        version, internal, gauss = state["rng"]
-        self.rng.setstate((version, tuple(internal), gauss))
+        self.rng.setstate(random_state_from_json(state["rng"]))
         self.order, self.position = list(state["order"]), int(state["position"])
         if self.sampler is not None:
             self.sampler.load_state_dict(state["sampler"])

@@ -30,7 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from grpo_lab.answers import last_boxed_content
 from grpo_lab.countdown import countdown_prompt
+from grpo_lab.datafiles import load_dataset_file
+from grpo_lab.plain import to_plain
 
 
 class DatasetUnavailableError(FileNotFoundError):
@@ -76,9 +79,7 @@ def gsm8k_gold(row: dict, where: str) -> str:
 
 def last_boxed(text: str) -> str | None:
     r"""The brace-matched content of the last ``\boxed{…}`` (or ``\fbox{…}``) in text, else None."""
-    from grpo_lab.rewards import _last_boxed_content  # the graders' own brace matcher
-
-    return _last_boxed_content(text.replace("\\fbox{", "\\boxed{"))
+    return last_boxed_content(text.replace("\\fbox{", "\\boxed{"))
 
 
 def math_gold(row: dict, where: str) -> str:
@@ -210,7 +211,7 @@ def load_benchmark(spec: str, role: str = "train", question_field: str = "questi
 
 
 def _normalise(bench: Benchmark, row: dict, where: str, question_field: str, answer_field: str) -> dict:
-    row = {k: _plain(v) for k, v in row.items()}
+    row = {k: to_plain(v) for k, v in row.items()}
     gold = bench.gold(row, where)
     if bench.name == "countdown":
         nums, target = _countdown_fields(row, where)
@@ -224,16 +225,7 @@ def _normalise(bench: Benchmark, row: dict, where: str, question_field: str, ans
     return row
 
 
-def _plain(value: Any) -> Any:
-    """numpy arrays/scalars from parquet → lists/Python numbers (rows are passed to rewards and JSON)."""
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    return value
-
-
 def _from_local(bench: Benchmark, path: Path, split: str, what: str, spec: str) -> list[tuple[dict, str]]:
-    from grpo_lab.data import load_dataset_file
-
     if not path.exists():
         raise FileNotFoundError(f"{what} = {spec!r}: {path} does not exist. {download_hint(bench, split, what, spec)}")
     files = _data_files(bench, path, split) if path.is_dir() else [path]

@@ -14,12 +14,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from grpo_lab.phenomena import count_reflections, length_stats
 from grpo_lab.rewards import extract_answer, format_reward, grade_answer, parse_number
+
+if TYPE_CHECKING:
+    from grpo_lab.samplers import Sampler
 
 # --------------------------------------------------------------------------------------------
 # Pure scoring
@@ -146,7 +149,7 @@ def score_exam(
     ks: Sequence[int] = (1, 2, 4, 8, 16),
     lexicon: str | Sequence[str] = "default",
 ) -> ExamResult:
-    """Score ``n`` sampled completions for each question (R1's protocol, REFERENCE.md §3).
+    """Score ``n`` sampled completions for each question (R1's protocol, docs/reference.md §3).
 
     Args:
         questions, golds: one entry per question.
@@ -283,8 +286,12 @@ def evaluate_model(
     ks: Sequence[int] = (1, 2, 4, 8, 16),
     progress: bool = False,
     forbid_phrases: Sequence[str] = (),
+    sampler: str | Sampler = "auto",
 ) -> ExamResult:
     """AIME-style evaluation: k samples per question at T 0.6, top-p 0.95 (DeepSeek-R1 §3).
+
+    ``sampler``: the run's sampler object (grpo_lab.samplers.make_sampler), so that the exam samples
+    the way training does, or a name, "auto", "hf" or "lean" (grpo_lab.samplers.resolve_sampler).
 
     Sampling uses its own seeded torch.Generator, so evaluating never changes what training
     samples next, and two evaluations of the same weights with the same seed are identical.
@@ -301,8 +308,10 @@ def evaluate_model(
     from tqdm.auto import tqdm
 
     from grpo_lab.data import TEMPLATE_PREFILL, format_prompt
-    from grpo_lab.rollout import generate
+    from grpo_lab.samplers import resolve_sampler
 
+    if isinstance(sampler, str):
+        sampler = resolve_sampler(sampler, model)
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
     forbid_token_ids = first_tokens(tokenizer, forbid_phrases)
@@ -315,7 +324,7 @@ def evaluate_model(
     truncated: list[list[bool]] = []
     for start in tqdm(range(0, len(prompts), per_batch), desc="eval", disable=not progress, leave=False):
         chunk = prompts[start : start + per_batch]
-        out = generate(
+        out = sampler.generate(
             model, tokenizer, chunk, num_samples=k, max_new_tokens=max_new_tokens, temperature=temperature,
             top_p=top_p, stop_strings=list(stop_strings), generator=generator, forbid_token_ids=forbid_token_ids,
         )

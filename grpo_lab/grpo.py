@@ -10,7 +10,7 @@ Group Relative Policy Optimization (Shao et al. 2024, "DeepSeekMath", §4.1, Eq.
 
 We minimise the negative. The variants users ask for differ only in how per-token losses are
 averaged (`loss_type`) and how rewards are scaled (`scale_rewards`); the names are TRL's so that
-results carry over (REFERENCE §2):
+results carry over (docs/reference.md §2.4):
 
     grpo     mean over each sequence's tokens, then over sequences           (the paper, Eq. 3)
     bnpo     sum over the batch's tokens / active tokens in the batch
@@ -176,7 +176,7 @@ def grpo_loss(
     else:
         raise ValueError(f"loss_type={loss_type!r}; allowed: 'grpo', 'bnpo', 'dapo', 'dr_grpo'")
 
-    # Statistics under TRL's names (REFERENCE §5), token-averaged over the active tokens.
+    # Statistics under TRL's names (docs/reference.md §5.1), token-averaged over the active tokens.
     with torch.no_grad():
         n_tokens = mask.sum().clamp(min=1.0)
         is_low_clipped = (ratio < 1 - epsilon_low) & (advantages < 0)

@@ -27,7 +27,7 @@ oat-zero: base models already reflect at step 0); it is not reflection invented 
 the policy's accuracy actually *depends* on checking is measured, not assumed: evaluate with the
 check forbidden (grpo_lab.evaluate.evaluate_model's ``forbid_phrases``; notebook 06).
 
-Design and measurements: `docs/micro_world.md` and ../shared/MICRO_WORLD_NOTES.md ("v8").
+Design and measurements: `docs/micro_world.md`; the prototype it started from ("v8"): docs/reference.md §8.
 """
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
+
+from grpo_lab.plain import random_state_from_json, random_state_to_json
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent
@@ -67,7 +69,7 @@ def make_question(operands: list[int]) -> str:
 
 
 def prompt_for(question: str) -> str:
-    """The micro world's template: the last line of R1-Zero's (REFERENCE §1), kept short because
+    """The micro world's template: the last line of R1-Zero's (docs/reference.md §1.2), kept short because
     a 0.5M-parameter model has a tiny context budget. Real models use the full template."""
     return f"User : {question} Assistant :"
 
@@ -117,11 +119,10 @@ class TaskSampler:
         return rows
 
     def state_dict(self) -> dict:
-        return {"rng": self.rng.getstate()}
+        return {"rng": random_state_to_json(self.rng.getstate())}
 
     def load_state_dict(self, state: dict) -> None:
-        version, internal, gauss = state["rng"]
-        self.rng.setstate((version, tuple(internal), gauss))
+        self.rng.setstate(random_state_from_json(state["rng"]))
 
 
 # ----------------------------------------------------------------------------- corpus

@@ -16,8 +16,12 @@ import warnings
 from pathlib import Path
 
 import torch
+import yaml
 
-from grpo_lab.config import ModelConfig
+from grpo_lab.checkpoint import latest_checkpoint
+from grpo_lab.config import Config, ModelConfig
+from grpo_lab.micro_world import ensure_micro_model
+from grpo_lab.model_zoo import cached_model_dir, is_known_model
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -78,11 +82,7 @@ def resolve_model_path(name_or_path: str) -> str:
     "smollm2-135m" → its cached directory (grpo_lab.model_zoo; an error names the fetch command if it
     is not cached); otherwise a local path, which must exist, or a hub id."""
     if name_or_path == "micro":
-        from grpo_lab.micro_world import ensure_micro_model
-
         return str(ensure_micro_model())
-    from grpo_lab.model_zoo import cached_model_dir, is_known_model
-
     if is_known_model(name_or_path):
         return str(cached_model_dir(name_or_path))
     path = Path(name_or_path).expanduser()
@@ -243,15 +243,10 @@ def load_policy(run_dir_or_checkpoint: str | os.PathLike, device: str = "auto"):
     Accepts a run directory (uses its newest checkpoint) or a checkpoint directory. Returns
     (model, tokenizer) in eval mode.
     """
-    import yaml
     from peft import PeftModel
-
-    from grpo_lab.config import Config
 
     path = Path(run_dir_or_checkpoint)
     if (path / "checkpoints").exists():
-        from grpo_lab.trainer import latest_checkpoint
-
         run_dir, checkpoint = path, latest_checkpoint(path)
     else:
         run_dir, checkpoint = path.parent.parent, path

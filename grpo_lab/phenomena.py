@@ -2,13 +2,13 @@
 
 DeepSeek-R1 (§2.2.4) reports that R1-Zero's average response length grows steadily during RL and
 that reflection, "the model revisits and reevaluates its previous steps", appears on its own. The
-public reproductions measure reflection with keyword lists (REFERENCE.md §4):
+public reproductions measure reflection with keyword lists (docs/reference.md §4.2):
 
 - understand-r1-zero (Liu et al. 2025, "Understanding R1-Zero-Like Training"),
 - SimpleRL-Zoo (Zeng et al. 2025),
 - Open-Reasoner-Zero (Hu et al. 2025), which uses case-sensitive regular expressions.
 
-Each reproduction counts in its own way (REFERENCE.md §7, read from their code), and a list
+Each reproduction counts in its own way (docs/reference.md §7, read from their code), and a list
 that carries a source's name here also carries that source's counting, so its figures can be
 compared with the source's:
 

@@ -34,6 +34,9 @@ from collections.abc import Callable, Mapping, Sequence
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
+from grpo_lab.answers import extract_answer, last_boxed_content  # noqa: F401  (part of this module's API)
+from grpo_lab.plain import random_state_from_json, random_state_to_json
+
 if TYPE_CHECKING:  # torch is imported inside compute_rewards: importing the graders stays cheap
     import torch
 
@@ -49,64 +52,8 @@ MATH_VERIFY_TIMEOUT_S = 2
 
 
 # --------------------------------------------------------------------------------------------
-# Answer extraction
+# Answer extraction lives in grpo_lab.answers (shared with countdown and datasets)
 # --------------------------------------------------------------------------------------------
-
-_ANSWER_OPEN, _ANSWER_CLOSE = "<answer>", "</answer>"
-_BOXED = "\\boxed{"
-
-
-def _last_boxed_content(text: str) -> str | None:
-    r"""Return the brace-matched content of the last ``\boxed{…}`` in ``text``.
-
-    Why brace matching and not a regex: answers such as ``\boxed{\frac{1}{2}}`` nest braces, and a
-    non-greedy regex would stop at the first ``}``. Returns None when there is no ``\boxed{`` or
-    when the last one is never closed (the caller then falls back to the raw text).
-    """
-    start = text.rfind(_BOXED)
-    if start == -1:
-        return None
-    depth = 1
-    i = start + len(_BOXED)
-    while i < len(text):
-        char = text[i]
-        if char == "\\" and i + 1 < len(text) and text[i + 1] in "{}":
-            i += 2  # an escaped brace \{ or \} is content, not structure
-            continue
-        if char == "{":
-            depth += 1
-        elif char == "}":
-            depth -= 1
-            if depth == 0:
-                return text[start + len(_BOXED) : i]
-        i += 1
-    return None
-
-
-def extract_answer(text: str) -> str | None:
-    r"""Extract the final answer from a completion.
-
-    The answer is the content of the LAST ``<answer>…</answer>`` pair (R1-Zero template: the model
-    may restate its answer; the last statement is the one that counts). If that content holds a
-    ``\boxed{…}``, the brace-matched content of the last box is used instead, as in the
-    understand-r1-zero and SimpleRL-Zoo graders; an unbalanced box falls back to the raw content.
-
-    Returns the stripped answer, or None when there is no closed answer tag or the answer is empty
-    (an empty answer cannot be right, and must not take part in a majority vote).
-    """
-    end = text.rfind(_ANSWER_CLOSE)
-    if end == -1:
-        return None
-    start = text.rfind(_ANSWER_OPEN, 0, end)
-    if start == -1:
-        return None
-    answer = text[start + len(_ANSWER_OPEN) : end]
-    boxed = _last_boxed_content(answer)
-    if boxed is not None:
-        answer = boxed
-    answer = answer.strip()
-    return answer or None
-
 
 # --------------------------------------------------------------------------------------------
 # Format rewards
@@ -225,7 +172,7 @@ def grade_answer(pred: str | None, gold: Any) -> bool:
 
     1. ``pred`` None, empty, or over :data:`MAX_ANSWER_CHARS` characters → False.
     2. Both parse as plain numbers (commas and a leading sign allowed) → exact comparison, so
-       "42" == "42.0" == "+42" but "42" != "42.5" (REFERENCE.md §3: numeric tasks may compare
+       "42" == "42.0" == "+42" but "42" != "42.5" (docs/reference.md §1.3: numeric tasks may compare
        numbers exactly; no float tolerance that a near-miss could exploit).
     3. Otherwise Hugging Face math-verify: ``verify(parse(gold), parse(pred))``, each wrapped in
        ``$…$`` when it has no math delimiters, so ``\\frac{1}{2}`` matches ``0.5``. Each parse and
@@ -350,37 +297,46 @@ def language_consistency_reward(
 # Coin-flip control
 # --------------------------------------------------------------------------------------------
 
-_COIN_FLIP_RNG = random.Random()
-
-
-def seed_coin_flips(seed: int | None) -> None:
-    """Seed the module-level generator behind :func:`coin_flip_reward` (for reproducible runs)."""
-    _COIN_FLIP_RNG.seed(seed)
-
-
-def coin_flip_reward(
-    prompts: list[str], completions: list[str], seed: int | None = None, **kwargs: Any
-) -> list[float]:
+class CoinFlipReward:
     """Bernoulli(0.5) rewards that ignore the text: the "rewards replaced by coin flips" control.
 
     If training on this still "improves" a metric, the improvement is not coming from the reward.
-    With ``seed`` the call uses its own generator seeded with it; otherwise the module-level one
-    (see :func:`seed_coin_flips`).
+    Each instance owns its generator (seeded with `seed`), so that a run's coin flips are
+    reproducible and a checkpoint can save and restore them (`state_dict`, grpo_lab.run_state);
+    no state is kept at module level.
     """
-    rng = random.Random(seed) if seed is not None else _COIN_FLIP_RNG
-    return [float(rng.random() < 0.5) for _ in completions]
+
+    __name__ = "coin_flip_reward"  # the metric name (rewards/coin_flip_reward/mean), as for a function
+
+    def __init__(self, seed: int | None = None):
+        self.rng = random.Random(seed)
+
+    def __call__(self, prompts: list[str], completions: list[str], **kwargs: Any) -> list[float]:
+        return [float(self.rng.random() < 0.5) for _ in completions]
+
+    def state_dict(self) -> dict:
+        return {"rng": random_state_to_json(self.rng.getstate())}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.setstate(random_state_from_json(state["rng"]))
+
+
+def coin_flip_reward(prompts: list[str], completions: list[str], seed: int | None = None, **kwargs: Any
+                     ) -> list[float]:
+    """One call's coin flips (a fresh generator seeded with `seed`); a run uses :class:`CoinFlipReward`."""
+    return CoinFlipReward(seed)(prompts, completions)
 
 
 # --------------------------------------------------------------------------------------------
 # Registry
 # --------------------------------------------------------------------------------------------
 
-REWARD_FUNCTIONS: dict[str, RewardFunction] = {
+REWARD_FUNCTIONS: dict[str, RewardFunction | type] = {
     "accuracy": accuracy_reward,
     "format": format_reward,
     "soft_format": soft_format_reward,
     "language_consistency": language_consistency_reward,
-    "coin_flip": coin_flip_reward,
+    "coin_flip": CoinFlipReward,  # a class: each run gets its own seeded generator
 }
 
 
@@ -391,15 +347,20 @@ class UnknownRewardFunctionError(KeyError, ValueError):
         return str(self.args[0])
 
 
-def get_reward_function(name: str) -> RewardFunction:
-    """Look a reward function up by its registry name (config files name rewards this way)."""
+def get_reward_function(name: str, seed: int | None = None) -> RewardFunction:
+    """Look a reward function up by its registry name (config files name rewards this way).
+
+    A registry entry that is a class (a reward with state, e.g. :class:`CoinFlipReward`) gives a
+    new instance seeded with `seed` (the trainer passes grpo.seed).
+    """
     try:
-        return REWARD_FUNCTIONS[name]
+        entry = REWARD_FUNCTIONS[name]
     except KeyError:
         allowed = ", ".join(sorted(REWARD_FUNCTIONS))
         raise UnknownRewardFunctionError(
             f"unknown reward function {name!r}; allowed names: {allowed}"
         ) from None
+    return entry(seed=seed) if isinstance(entry, type) else entry
 
 
 # --------------------------------------------------------------------------------------------

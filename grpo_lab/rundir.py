@@ -22,6 +22,10 @@ import time
 import warnings
 from pathlib import Path
 
+import yaml
+
+from grpo_lab.config import Config, ConfigError
+
 try:
     import fcntl
 except ImportError:  # Windows: no flock; the lock is then a no-op (documented in README Guarantees)
@@ -145,3 +149,19 @@ def set_aside_previous_run(run_dir: str | Path) -> Path | None:
         stacklevel=3,
     )
     return target
+
+
+def check_resume_config(config: Config, run_dir: str | Path) -> None:
+    """Refuse a resume whose config differs from the run's own in a key a resume cannot change.
+
+    The run's config.yaml is what its checkpoints were made with; see config.RESUMABLE_KEYS.
+    """
+    saved_path = Path(run_dir) / "config.yaml"
+    if not saved_path.exists():
+        return
+    try:
+        saved_dict = yaml.safe_load(saved_path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{saved_path}: unreadable ({type(exc).__name__}: {exc})") from None
+    saved = Config.from_dict(saved_dict, source=str(saved_path))
+    config.check_resume(saved, source=str(saved_path))

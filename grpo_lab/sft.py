@@ -1,6 +1,6 @@
 """Supervised fine-tuning, rejection sampling and distillation: DeepSeek-R1's non-RL stages.
 
-R1-Zero is pure RL. DeepSeek-R1 (§2.3) wraps RL in supervised stages (REFERENCE §1):
+R1-Zero is pure RL. DeepSeek-R1 (§2.3) wraps RL in supervised stages (docs/reference.md §1.5):
 
 1. **cold start**: SFT on a few thousand long, readable chain-of-thought examples;
 2. reasoning RL (GRPO, here `grpo_lab.trainer`) with a language-consistency reward added;
@@ -24,6 +24,11 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+
+from grpo_lab.data import format_prompt
+from grpo_lab.micro_world import CorpusConfig, PretrainConfig, build_tokenizer, exam_keys, make_exam, model_config, styled_document
+from grpo_lab.rewards import accuracy_reward, format_reward
+from grpo_lab.rollout import generate
 
 IGNORE_INDEX = -100  # positions with this label add nothing to the loss (PyTorch's and HF's convention)
 
@@ -116,8 +121,6 @@ def micro_cold_start(n: int, seed: int = 0, p_verify: float = 0.15, min_checks: 
     example ends with the right answer. Exam questions are never used.
     Rows: prompt, completion, question, answer.
     """
-    from grpo_lab.micro_world import CorpusConfig, exam_keys, make_exam, styled_document
-
     corpus = CorpusConfig(direct=0.0, one_shot=0.0, chunked=1.0, p_verify=p_verify, verification_docs=0.0,
                           k_min=k_min, k_max=k_max)
     if min_checks > 0 and p_verify <= 0:
@@ -156,10 +159,6 @@ def rejection_sample(
     out unreadable samples). Returns (kept rows with prompt, completion, question, answer, length;
     stats: samples, kept, acceptance rate, questions with at least one kept sample).
     """
-    from grpo_lab.data import format_prompt
-    from grpo_lab.rewards import accuracy_reward, format_reward
-    from grpo_lab.rollout import generate
-
     generator = torch.Generator().manual_seed(seed)
     kept, total, solved = [], 0, 0
     for start in range(0, len(rows), batch_prompts):
@@ -197,8 +196,6 @@ def micro_student(hidden_size: int = 64, num_layers: int = 2, num_heads: int = 4
     `PretrainConfig` and load the directory it writes.
     """
     from transformers import LlamaForCausalLM
-
-    from grpo_lab.micro_world import PretrainConfig, build_tokenizer, model_config
 
     tokenizer = build_tokenizer()
     cfg = PretrainConfig(hidden_size=hidden_size, num_layers=num_layers, num_heads=num_heads,

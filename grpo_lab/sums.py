@@ -7,7 +7,7 @@ in the R1-Zero format, so RL on accuracy + format has something to amplify and s
 and a step stays short enough for a CPU.
 
 `data.train: sums` draws fresh problems every step (never an exam question); `eval.exam: sums` is
-a fixed 30-question exam (AIME-sized, REFERENCE in docs/reference.md §3), 15 with two operands and
+a fixed 30-question exam (AIME-sized, docs/reference.md §3.5), 15 with two operands and
 15 with three.
 """
 

@@ -29,7 +29,6 @@ Typical use::
 
 from __future__ import annotations
 
-import dataclasses
 import glob
 import json
 import math
@@ -42,6 +41,8 @@ from typing import Any
 
 import pandas as pd
 import yaml
+
+from grpo_lab.plain import to_plain
 
 # --------------------------------------------------------------------------------------------
 # Metric names. Training names follow TRL's GRPOTrainer (REFERENCE §5) so dashboards carry over;
@@ -105,29 +106,6 @@ WANDB_MODES = ("online", "offline", "disabled")
 
 # --------------------------------------------------------------------------------------------
 # Small file helpers
-
-
-def _to_plain(obj: Any) -> Any:
-    """Turn configs and metrics into JSON/YAML-safe Python values.
-
-    Why: metrics arrive as numpy scalars or 0-d torch tensors, configs as dataclasses with Paths
-    and tuples; json and yaml.safe_dump reject all of those.
-    """
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return _to_plain(dataclasses.asdict(obj))
-    if isinstance(obj, dict):
-        return {str(k): _to_plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, set)):
-        return [_to_plain(v) for v in obj]
-    if isinstance(obj, Path):
-        return str(obj)
-    if obj is None or isinstance(obj, (bool, int, float, str)):
-        return obj
-    if hasattr(obj, "item") and getattr(obj, "ndim", 0) == 0:  # numpy / torch scalars
-        return obj.item()
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    return str(obj)
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -244,7 +222,7 @@ class RunLogger:
     ) -> None:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.config = _to_plain(config) if config is not None else {}
+        self.config = to_plain(config) if config is not None else {}
         self.metrics_path = self.run_dir / "metrics.jsonl"
         self.completions_path = self.run_dir / "completions.jsonl"
         self.summary_path = self.run_dir / "summary.json"
@@ -333,7 +311,7 @@ class RunLogger:
         Several calls with the same step (training metrics, then eval metrics) are merged into
         one row by `load_run`. wandb drops steps lower than one it has already seen.
         """
-        record = {"step": int(step), **_to_plain({k: v for k, v in metrics.items() if k != "step"})}
+        record = {"step": int(step), **to_plain({k: v for k, v in metrics.items() if k != "step"})}
         _append_jsonl(self.metrics_path, [record])
         if self._wandb_run is not None:
             run, data = self._wandb_run, {k: v for k, v in record.items() if k != "step"}
@@ -344,7 +322,7 @@ class RunLogger:
 
         Each row gets a "step" key in completions.jsonl; wandb gets a Table under "completions".
         """
-        records = [{"step": int(step), **_to_plain(row)} for row in rows]
+        records = [{"step": int(step), **to_plain(row)} for row in rows]
         _append_jsonl(self.completions_path, records)
         if self._wandb_run is not None and records:
             run = self._wandb_run
@@ -365,10 +343,10 @@ class RunLogger:
         training}, "final": {eval metrics after training}, ...}`.
         """
         current: dict[str, Any] = read_summary(self.summary_path) if self.summary_path.exists() else {}
-        current.update(_to_plain(d))
+        current.update(to_plain(d))
         _atomic_write_text(self.summary_path, json.dumps(current, indent=2, ensure_ascii=False) + "\n")
         if self._wandb_run is not None:
-            run, plain = self._wandb_run, _to_plain(d)
+            run, plain = self._wandb_run, to_plain(d)
             self._wandb_call(lambda: run.summary.update(plain), what="wandb summary.update")
 
     def truncate_after(self, step: int) -> None:

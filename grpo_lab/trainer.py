@@ -1,25 +1,24 @@
 """LoRA GRPO on a Hugging Face causal LM, readable top to bottom (CleanRL style).
 
-One training step (DeepSeekMath Algorithm 1, with μ inner iterations):
+`GRPOTrainer.training_step` is one iteration of DeepSeekMath's Algorithm 1 (Shao et al. 2024),
+with the paper's names (docs/reference.md §1–§3):
 
-    1. draw prompts_per_step questions, sample G completions each        (rollout.generate)
-    2. score them with the rule-based rewards                            (rewards.compute_rewards)
-    3. group-relative advantages                                         (grpo.compute_advantages)
-    4. log-probs of π_ref (adapters off) and, if μ > 1, of π_old          (no gradient)
-    5. μ times: loss = GRPO objective, backward, clip, AdamW step        (grpo.grpo_loss)
+    sample a batch of questions q, and G outputs o_i ~ π_old(·|q) for each       (the sampler)
+    rewards r_i from the rule-based reward functions                              (rewards.py)
+    group-relative advantages Â_i = (r_i − mean(r)) / std(r)                      (grpo.py)
+    log-probs of π_ref (adapters off) and, if μ > 1, of π_old, without gradient  (logprobs.py)
+    for μ iterations: GRPO loss → backward → clip → AdamW step                  (grpo.py)
+    metrics under TRL's names                                                     (metrics.py)
 
-Around it: exam evaluation every N steps, checkpoints (adapter, optimizer, RNG states, step)
-written atomically, a local run log plus wandb (tracking.RunLogger), callbacks so a notebook can
-watch live, and a progress bar with reward and length.
+`train` is the loop around it: the exam at step 0 and every `eval.every` steps (exam.py),
+checkpoints of the weights and the run state (checkpoint.py, run_state.py), a run log plus wandb
+(tracking.py), callbacks for a notebook's live view, and a progress bar.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import random
-import shutil
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -32,21 +31,26 @@ import yaml
 from tqdm.auto import tqdm
 
 from grpo_lab.checkpoint import (
-    CheckpointCorrupt,
-    checkpoints_newest_first,
     find_valid_checkpoint,
-    verify_checkpoint,
-    write_manifest,
+    latest_checkpoint,  # noqa: F401  (part of this module's API: grpo_lab.trainer.latest_checkpoint)
+    load_checkpoint,
+    load_newest_valid_checkpoint,
+    save_checkpoint,
 )
 from grpo_lab.config import Config, ConfigError
 from grpo_lab.data import PromptSource, format_prompt, load_exam
-from grpo_lab.evaluate import ExamResult, evaluate_model
-from grpo_lab.grpo import compute_advantages, entropy_from_logits, grpo_loss, selective_log_probs
+from grpo_lab.evaluate import ExamResult
+from grpo_lab.exam import run_exam
+from grpo_lab.grpo import compute_advantages, grpo_loss
+from grpo_lab.logprobs import micro_batches, per_token_logps, per_token_logps_in_parts, training_batch
+from grpo_lab.metrics import completion_metrics, reward_metrics
 from grpo_lab.models import ReferencePolicy, add_lora, load_model_and_tokenizer, trainable_parameters
-from grpo_lab.phenomena import count_reflections
-from grpo_lab.rewards import check_reward_functions, compute_rewards, get_reward_function, is_correct, seed_coin_flips
-from grpo_lab.rollout import Rollout, generate
-from grpo_lab.rundir import RunDirectoryLock, set_aside_previous_run
+from grpo_lab.plain import to_plain
+from grpo_lab.rewards import check_reward_functions, compute_rewards, get_reward_function, is_correct
+from grpo_lab.rollout import Rollout
+from grpo_lab.run_state import RunState
+from grpo_lab.rundir import RunDirectoryLock, check_resume_config, set_aside_previous_run
+from grpo_lab.samplers import make_sampler
 from grpo_lab.tracking import RunLogger, load_run, read_summary
 
 SUMMARY_KEYS = ("pass@1", "cons@{k}", "pass@{k}", "mean_length", "reflection_rate")
@@ -70,7 +74,8 @@ class GRPOTrainer:
     """GRPO with LoRA adapters; the reference policy is the same model with adapters disabled.
 
     `model`/`tokenizer` default to what `config.model` names; `reward_funcs` to
-    `config.rewards.functions`. Pass your own to experiment from a notebook.
+    `config.rewards.functions` with `config.rewards.weights`. Functions passed here take
+    `reward_weights` (default 1.0 each, as TRL's `reward_weights=None`).
     """
 
     def __init__(
@@ -81,6 +86,7 @@ class GRPOTrainer:
         reward_funcs: Sequence[Callable] | None = None,
         callbacks: Sequence[Callback | Callable] = (),
         run_dir: str | Path | None = None,
+        reward_weights: Sequence[float] | None = None,
     ):
         self.config = cfg = config
         g = cfg.grpo
@@ -98,13 +104,19 @@ class GRPOTrainer:
             raise ValueError("pass the tokenizer together with the model")
         self.model, self.tokenizer = model, tokenizer
         self.device = next(model.parameters()).device
+        # grpo.sampler: the Hugging Face forward (the readable reference), the lean decoder or vLLM.
+        self.sampler = make_sampler(cfg, model)
         self.reference = ReferencePolicy(model, cfg.model.use_lora, needed=g.beta != 0.0)
 
-        self.reward_funcs = list(reward_funcs) if reward_funcs is not None else [
-            get_reward_function(name) for name in cfg.rewards.functions
-        ]
-        weights = list(cfg.rewards.weights)
-        self.reward_weights = weights if len(weights) == len(self.reward_funcs) else [1.0] * len(self.reward_funcs)
+        if reward_funcs is None:  # the config's functions and weights (the config checked they pair up)
+            self.reward_funcs = [get_reward_function(name, seed=g.seed) for name in cfg.rewards.functions]
+            self.reward_weights = list(cfg.rewards.weights)
+        else:
+            self.reward_funcs = list(reward_funcs)
+            self.reward_weights = [1.0] * len(self.reward_funcs) if reward_weights is None else list(reward_weights)
+            if len(self.reward_weights) != len(self.reward_funcs):
+                raise ValueError(f"reward_weights has {len(self.reward_weights)} weights for "
+                                 f"{len(self.reward_funcs)} reward functions; pass one weight per function")
         check_reward_functions(self.reward_funcs)  # duplicate names fail now, not after the step-0 exam
         # Every prompt known up front is checked now, not when it is first drawn mid-run.
         self._check_prompt_lengths([format_prompt(str(r["question"]), cfg.data.template, tokenizer) for r in self.exam],
@@ -122,78 +134,89 @@ class GRPOTrainer:
             self.optimizer, lambda s: min(1.0, (s + 1) / g.warmup_steps) if g.warmup_steps > 0 else 1.0
         )
         self.generator = torch.Generator(device=self.device).manual_seed(g.seed)
-        seed_coin_flips(g.seed)
+        # Everything the next step depends on besides the weights: saved and restored as one.
+        self.state = RunState(self.optimizer, self.scheduler, self.generator, self.prompts, self.reward_funcs)
         # Anything with the Callback hooks is a callback (e.g. plots.LivePlot); a plain function is on_step_end.
         self.callbacks = [c if hasattr(c, "on_step_end") else _FunctionCallback(c) for c in callbacks]
         self.run_dir = Path(run_dir) if run_dir is not None else config.run_dir
         # Held for the whole of train(); a caller that already holds it (the CLI, from before the
         # model is loaded) may put its own lock here, and train() then keeps it held.
         self.run_lock = RunDirectoryLock(self.run_dir)
-        self.step = 0
-        self.num_tokens = 0
-        self.nonfinite_in_a_row = 0
-        self.nonfinite_total = 0
         self.eval_results: dict[int, ExamResult] = {}
         # Eval metrics restored from a checkpoint whose step had been evaluated before it was saved.
         self._restored_eval: dict[int, dict[str, float]] = {}
         self._last_saved_step: int | None = None
         self.logger: RunLogger | None = None
 
+    # The run state's counters, readable as the trainer's own (trainer.step, ...).
+    step = property(lambda self: self.state.step, lambda self, v: setattr(self.state, "step", v))
+    num_tokens = property(lambda self: self.state.num_tokens)
+    nonfinite_in_a_row = property(lambda self: self.state.nonfinite_in_a_row)
+    nonfinite_total = property(lambda self: self.state.nonfinite_total)
+
     # ================================================================== the GRPO step
     def training_step(self) -> dict[str, float]:
+        """One iteration of DeepSeekMath's Algorithm 1: sample, reward, advantages, μ policy updates."""
         cfg, g = self.config, self.config.grpo
         G = g.group_size
         t_start = time.perf_counter()
 
-        # 1. Rollout: G completions per prompt, from the current policy (= π_old).
+        # 1. A batch of questions q, and G outputs o_i ~ π_old(·|q) each (π_old is the current policy).
         rows = self.prompts.next(g.prompts_per_step)
         prompts = [format_prompt(str(r["question"]), cfg.data.template, self.tokenizer) for r in rows]
         self._check_prompt_lengths(prompts, source=f"data.train ({cfg.data.train})")
-        rollout = self._sample(
+        rollout = self.sampler.generate(
             self.model, self.tokenizer, prompts, num_samples=G, max_new_tokens=g.max_new_tokens,
             temperature=g.temperature, top_p=g.top_p, stop_strings=g.stop_strings, generator=self.generator,
         )
         t_rollout = time.perf_counter()
 
-        # 2. Rewards: every dataset column is passed to the reward functions, repeated G times.
-        keys = dict.fromkeys(key for r in rows for key in r if key != "question")
-        columns = {key: [r.get(key) for r in rows for _ in range(G)] for key in keys}
+        # 2. Rewards r_i by rule; every dataset column is passed to the reward functions, repeated G times.
+        columns = {key: [r.get(key) for r in rows for _ in range(G)]
+                   for key in dict.fromkeys(k for r in rows for k in r if k != "question")}
         rewards, per_function = compute_rewards(
             self.reward_funcs, self.reward_weights, rollout.prompts, rollout.completions, columns
         )
         rewards = rewards.to(self.device)
 
-        # 3. Group-relative advantages Â_i (DeepSeekMath Eq. 3; Dr. GRPO drops the std).
+        # 3. Group-relative advantages Â_i = (r_i − mean(r)) / std(r) (DeepSeekMath Eq. 3; Dr. GRPO drops the std).
         advantages, reward_stats = compute_advantages(rewards, G, g.scale_rewards, g.std_eps)
 
-        # 4. π_ref and π_old log-probs, without gradient. With μ = 1, π_old = π_θ at the update,
-        #    so the ratio is exactly 1 and no extra pass is needed (its value is the detached π_θ).
-        batch = self._training_batch(rollout)
+        # 4. log π_ref (for the KL term) and log π_old (for the ratio), without gradient. With μ = 1,
+        #    π_old = π_θ at the update, so the ratio is exactly 1 and no extra pass is needed.
+        batch = training_batch(rollout)
         ref_logps = old_logps = None
-        with torch.no_grad():
-            if g.beta != 0.0:
-                with self.reference.active() as reference_model:
-                    ref_logps = self._per_token_logps_in_parts(reference_model, batch)
-            if g.num_iterations > 1:
-                old_logps = self._per_token_logps_in_parts(self.model, batch)
+        if g.beta != 0.0:
+            with self.reference.active() as reference_model:
+                ref_logps = per_token_logps_in_parts(reference_model, batch, g.temperature, g.micro_batch_size)
+        if g.num_iterations > 1:
+            old_logps = per_token_logps_in_parts(self.model, batch, g.temperature, g.micro_batch_size)
         t_scoring = time.perf_counter()
 
-        # 5. μ policy updates on this batch.
+        # 5. μ times: maximise the GRPO objective (DeepSeekMath Eq. 21) on this batch.
         self.model.train()
+        params = trainable_parameters(self.model)
         for _ in range(g.num_iterations):
-            loss_value, stats, grad_norm = self._update(batch, advantages, old_logps, ref_logps)
+            loss, stats = self.loss_and_backward(batch, advantages, old_logps, ref_logps)
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, g.max_grad_norm))
+            stats["nonfinite_skipped"] = float(not self._optimizer_step(loss, grad_norm, params))
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scheduler.step()
         t_update = time.perf_counter()
 
-        self.num_tokens += int(batch["attention_mask"].sum().item())
+        # 6. Metrics, under TRL's names.
+        self.state.num_tokens += int(batch["attention_mask"].sum().item())
+        correct = self._correct(rollout, rows, per_function.get("accuracy_reward"))
         metrics = {
             **reward_stats,
-            **self._reward_metrics(per_function),
-            **self._completion_metrics(rollout, rows, per_function.get("accuracy_reward")),
+            **reward_metrics(per_function),
+            **completion_metrics(rollout, correct, cfg.eval.lexicon),
             **stats,
-            "loss": loss_value,
+            "nonfinite_total": float(self.state.nonfinite_total),
+            "loss": loss,
             "grad_norm": grad_norm,
             "learning_rate": self.scheduler.get_last_lr()[0],
-            "num_tokens": float(self.num_tokens),
+            "num_tokens": float(self.state.num_tokens),
             "step_time": t_update - t_start,
             "time/rollout": t_rollout - t_start,
             "time/scoring": t_scoring - t_rollout,
@@ -202,119 +225,54 @@ class GRPOTrainer:
         self._last_rollout, self._last_rewards = rollout, rewards
         return metrics
 
-    def _sample(self, *args, **kwargs) -> Rollout:
-        """Training rollouts: grpo_lab.rollout.generate, or vLLM when grpo.use_vllm (same arguments, same Rollout)."""
-        if not self.config.grpo.use_vllm:
-            return generate(*args, **kwargs)
-        if getattr(self, "_vllm", None) is None:
-            from grpo_lab.vllm_rollout import make_sampler  # lazy: vllm is an optional extra
+    def loss_and_backward(self, batch, advantages, old_logps, ref_logps) -> tuple[float, dict[str, float]]:
+        """The GRPO loss of the batch and its gradient, accumulated over pieces of similar length.
 
-            self._vllm = make_sampler(self.config, self.model)
-        return self._vllm.generate(*args, **kwargs)
-
-    def _update(self, batch, advantages, old_logps, ref_logps) -> tuple[float, dict[str, float], float]:
-        """One optimiser step: forward/backward over micro-batches, clip, AdamW. Skips NaN steps.
-
-        The micro-batches are rows of similar completion length, each cut to its own longest
-        prompt and completion (`_micro_batches`): the padding that a batch-wide rectangle would
-        carry (often more than half its positions) is never computed.
+        Each piece is a forward of π_θ (`per_token_logps`), the loss (`grpo.grpo_loss`, with the
+        whole batch's normalisers so the pieces sum to the full-batch loss) and its backward.
+        Returns the loss and the token-weighted statistics (clip ratios, KL, entropy).
         """
         g = self.config.grpo
-        n = batch["input_ids"].size(0)
-        # Normalisers of the whole batch, so that micro-batches sum to the full-batch loss.
         total_tokens = batch["completion_mask"].sum()
-        totals: dict[str, float] = {}
+        stats: dict[str, float] = {}
         loss_value = 0.0
-        for rows, part in self._micro_batches(batch):
+        for rows, part in micro_batches(batch, g.micro_batch_size):
             T = part["completion_ids"].size(1)
-            logps, entropy = self._per_token_logps(self.model, part, with_entropy=True)
+            logps, entropy = per_token_logps(self.model, part, g.temperature, with_entropy=True)
             old = logps.detach() if old_logps is None else old_logps[rows, :T]
-            loss, stats = grpo_loss(
+            loss, part_stats = grpo_loss(
                 logps, old, advantages[rows], part["completion_mask"],
                 loss_type=g.loss_type, epsilon=g.epsilon, epsilon_high=g.epsilon_high, beta=g.beta,
                 ref_per_token_logps=None if ref_logps is None else ref_logps[rows, :T],
-                max_completion_length=g.max_new_tokens, num_items_in_batch=total_tokens, num_sequences=n,
+                max_completion_length=g.max_new_tokens, num_items_in_batch=total_tokens,
+                num_sequences=batch["input_ids"].size(0),
             )
             loss.backward()
             loss_value += loss.item()
             mask = part["completion_mask"]
             weight = mask.sum().item() / max(total_tokens.item(), 1.0)
-            stats["entropy"] = (entropy * mask).sum() / mask.sum().clamp(min=1)
-            for key, value in stats.items():
-                totals[key] = totals.get(key, 0.0) + float(value) * weight
-        params = trainable_parameters(self.model)
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, g.max_grad_norm))
-        if math.isfinite(loss_value) and math.isfinite(grad_norm):
-            self.optimizer.step()
-            self._check_parameters_finite(params)
-            self.nonfinite_in_a_row = 0
-            totals["nonfinite_skipped"] = 0.0
-        else:  # numerical guard: skip the step, count it, stop after too many in a row
-            self.nonfinite_in_a_row += 1
-            self.nonfinite_total += 1
-            totals["nonfinite_skipped"] = 1.0
-        totals["nonfinite_total"] = float(self.nonfinite_total)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scheduler.step()
-        return loss_value, totals, grad_norm
+            part_stats["entropy"] = (entropy * mask).sum() / mask.sum().clamp(min=1)
+            for key, value in part_stats.items():
+                stats[key] = stats.get(key, 0.0) + float(value) * weight
+        return loss_value, stats
 
-    def _training_batch(self, rollout: Rollout) -> dict[str, torch.Tensor]:
-        input_ids = torch.cat([rollout.prompt_ids, rollout.completion_ids], dim=1)
-        attention_mask = torch.cat([rollout.prompt_mask, rollout.completion_mask], dim=1)
-        # Left padding shifts every row: positions must count real tokens only, exactly as the
-        # sampler did, or training log-probs differ from the sampler's.
-        position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
-        return {
-            "input_ids": input_ids,
-            "attention_mask": attention_mask,
-            "position_ids": position_ids,
-            "completion_ids": rollout.completion_ids,
-            "completion_mask": rollout.completion_mask,
-        }
+    def _optimizer_step(self, loss: float, grad_norm: float, params: list[torch.nn.Parameter]) -> bool:
+        """AdamW step, unless the loss or gradient is NaN/inf: then skip and count it. Returns whether it stepped."""
+        if not (math.isfinite(loss) and math.isfinite(grad_norm)):
+            self.state.nonfinite_in_a_row += 1
+            self.state.nonfinite_total += 1
+            return False
+        self.optimizer.step()
+        self._check_parameters_finite(params)
+        self.state.nonfinite_in_a_row = 0
+        return True
 
-    def _per_token_logps(self, model, batch, with_entropy: bool = False):
-        """log π(o_t | q, o_<t) for completion tokens only: logits are kept for the last T+1 positions."""
-        T = batch["completion_ids"].size(1)
-        logits = model(
-            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-            position_ids=batch["position_ids"], logits_to_keep=T + 1, use_cache=False,
-        ).logits[:, :-1]  # the logit at position t predicts token t + 1
-        temperature = self.config.grpo.temperature
-        logps = selective_log_probs(logits, batch["completion_ids"], temperature)
-        entropy = None
-        if with_entropy:  # a logged statistic, not part of the loss: no autograd graph for it
-            with torch.no_grad():
-                entropy = entropy_from_logits(logits, temperature)
-        return logps, entropy
-
-    def _micro_batches(self, batch) -> list[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
-        """Split the batch into (rows, part) pieces of similar length, each without its dead padding.
-
-        Rows are sorted by completion length and cut into `grpo.micro_batch_size` rows per piece (0:
-        an eighth of the batch, at least 8 rows). Each piece keeps only its own columns: from its
-        longest prompt's first token (prompts are left-padded) to its longest completion's last.
-        Cutting columns that are padding in every row of the piece changes nothing for the real
-        tokens (positions come from the mask), and the loss normalisers are the whole batch's, so
-        the pieces' gradients sum to the full batch's. Lengths in a batch are skewed (a few long
-        completions, many short ones), so this computes roughly the real tokens instead of
-        rows × longest.
-        """
-        n = batch["input_ids"].size(0)
-        P = batch["input_ids"].size(1) - batch["completion_ids"].size(1)
-        size = self.config.grpo.micro_batch_size or max(8, -(-n // 8))
-        lengths = batch["completion_mask"].sum(1)
-        order = torch.argsort(lengths, stable=True)
-        pad_left = (batch["attention_mask"][:, :P] == 0).sum(1)  # each prompt's left padding
-        pieces = []
-        for start in range(0, n, size):
-            rows = order[start : start + size]
-            T = max(int(lengths[rows].max()), 1)
-            first = int(pad_left[rows].min())
-            part = {key: batch[key][rows, first : P + T] for key in ("input_ids", "attention_mask", "position_ids")}
-            part["completion_ids"] = batch["completion_ids"][rows, :T]
-            part["completion_mask"] = batch["completion_mask"][rows, :T]
-            pieces.append((rows, part))
-        return pieces
+    def _correct(self, rollout: Rollout, rows: list[dict], accuracy: list[float] | None) -> list[bool]:
+        """Which completions are right: accuracy_reward's grades when it ran, else graded here."""
+        if accuracy is not None:
+            return [a > 0.5 for a in accuracy]
+        golds = [r["answer"] for r in rows for _ in range(self.config.grpo.group_size)]
+        return [is_correct(c, a) for c, a in zip(rollout.completions, golds)]
 
     def _check_parameters_finite(self, params: list[torch.nn.Parameter]) -> None:
         """Stop when an optimizer step made a weight NaN/inf (e.g. a huge learning rate).
@@ -324,74 +282,27 @@ class GRPOTrainer:
         """
         if not params or bool(torch.stack([torch.isfinite(p).all() for p in params]).all()):
             return
-        last_good = _latest_checkpoint_or_none(self.run_dir)
-        where = f"the last good checkpoint, {last_good}, is intact" if last_good else "no checkpoint was written yet"
-        message = (
+        self._stop(
             f"the optimizer step of step {self.step + 1} made trainable weights NaN/inf (grpo.lr = "
             f"{self.config.grpo.lr}, grpo.max_grad_norm = {self.config.grpo.max_grad_norm}); training stopped "
-            f"and nothing was saved from this step. {where}. Try a lower grpo.lr."
+            "and nothing was saved from this step. {where}. Try a lower grpo.lr."
         )
+
+    def _stop(self, message: str) -> None:
+        """Stop training on purpose: record why in summary.json, then raise TrainingStopped."""
+        last_good = find_valid_checkpoint(self.run_dir, warn=False)
+        where = f"the last good checkpoint, {last_good}, is intact" if last_good else "no checkpoint was written yet"
+        message = message.replace("{where}", where)
         if self.logger is not None:
             self.logger.summary({"stopped": {"step": self.step, "reason": message,
                                              "checkpoint": str(last_good) if last_good else None}})
         raise TrainingStopped(message)
 
-    def _per_token_logps_in_parts(self, model, batch) -> torch.Tensor:
-        """`_per_token_logps` over the whole batch (B, T), computed piece by piece (`_micro_batches`)."""
-        out = torch.zeros(batch["completion_ids"].shape, dtype=torch.float32, device=batch["completion_ids"].device)
-        for rows, part in self._micro_batches(batch):
-            out[rows, : part["completion_ids"].size(1)] = self._per_token_logps(model, part)[0]
-        return out
-
-    # ================================================================ metrics
-    def _reward_metrics(self, per_function: dict[str, list[float]]) -> dict[str, float]:
-        out = {}
-        for name, values in per_function.items():
-            t = torch.tensor(values, dtype=torch.float32)
-            out[f"rewards/{name}/mean"] = t.mean().item()
-            out[f"rewards/{name}/std"] = t.std().item() if len(values) > 1 else 0.0
-        return out
-
-    def _completion_metrics(self, rollout: Rollout, rows: list[dict], accuracy: list[float] | None = None
-                            ) -> dict[str, float]:
-        """Length and reflection of the training completions (TRL's names + phenomena/)."""
-        lengths = rollout.lengths.float()
-        truncated = rollout.truncated
-        terminated = lengths[~truncated]
-        G = self.config.grpo.group_size
-        if accuracy is not None:  # accuracy_reward already graded these (it is is_correct per completion)
-            correct = torch.tensor([a > 0.5 for a in accuracy])
-        else:
-            golds = [r["answer"] for r in rows for _ in range(G)]
-            correct = torch.tensor([is_correct(c, a) for c, a in zip(rollout.completions, golds)])
-        reflections = torch.tensor(
-            [count_reflections(c, self.config.eval.lexicon) for c in rollout.completions], dtype=torch.float32
-        )
-        nan = float("nan")
-        return {
-            "completions/mean_length": lengths.mean().item(),
-            "completions/min_length": lengths.min().item(),
-            "completions/max_length": lengths.max().item(),
-            "completions/clipped_ratio": truncated.float().mean().item(),
-            "completions/mean_terminated_length": terminated.mean().item() if len(terminated) else nan,
-            "completions/mean_length_correct": lengths[correct].mean().item() if correct.any() else nan,
-            "completions/mean_length_incorrect": lengths[~correct].mean().item() if (~correct).any() else nan,
-            "accuracy": correct.float().mean().item(),
-            "phenomena/reflection_rate": (reflections > 0).float().mean().item(),
-            "phenomena/mean_reflections": reflections.mean().item(),
-        }
-
     # ================================================================ evaluation
     def evaluate(self, step: int | None = None) -> ExamResult:
-        """The exam: k samples per question at the eval temperature/top-p (R1's pass@1 protocol)."""
-        e, g = self.config.eval, self.config.grpo
+        """The exam of `step` (exam.run_exam: the same function and seed as `grpo-lab eval`)."""
         step = self.step if step is None else step
-        result = evaluate_model(
-            self.model, self.tokenizer, self.exam, k=e.k, temperature=e.temperature, top_p=e.top_p,
-            max_new_tokens=e.max_new_tokens or g.max_new_tokens, template=self.config.data.template,
-            stop_strings=g.stop_strings, batch_size=e.batch_size, seed=g.seed * 1_000_003 + step,
-            lexicon=e.lexicon, forbid_phrases=e.forbid_phrases,
-        )
+        result = run_exam(self.model, self.tokenizer, self.config, step, exam=self.exam, sampler=self.sampler)
         self.eval_results[step] = result
         if self.logger is not None:
             self.logger.log({f"eval/{k}": v for k, v in result.metrics.items()}, step=step)
@@ -417,10 +328,9 @@ class GRPOTrainer:
 
         Resuming is exact: a run killed at any moment and resumed gives the same metrics lines
         (none lost, none duplicated) and the same weights as an uninterrupted run with the same
-        seed. The checkpoint holds everything the next step depends on (adapter, optimizer,
-        scheduler, every RNG, the prompt source, counters, whether its step was evaluated);
-        lines logged after it are dropped and redone. With resume=True and no checkpoint yet
-        (killed during the step-0 evaluation), the run starts again from step 0.
+        seed. The checkpoint holds the weights and the run state (run_state.RunState); lines
+        logged after it are dropped and redone. With resume=True and no checkpoint yet (killed
+        during the step-0 evaluation), the run starts again from step 0.
 
         A resume may change only config.RESUMABLE_KEYS (grpo.steps may grow) and starts from the
         newest checkpoint that verifies (checkpoint.py). A fresh run moves an earlier run in the
@@ -439,24 +349,14 @@ class GRPOTrainer:
         """`train`, with the run directory's lock held."""
         cfg = self.config
         g, tr = cfg.grpo, cfg.tracking
-        checkpoint = None
-        if resume:
-            self._check_resume_config()
-            checkpoint = self._load_newest_valid_checkpoint()
-            if checkpoint is None:
-                warnings.warn(f"no checkpoint in {self.run_dir / 'checkpoints'} yet: starting the run from step 0",
-                              stacklevel=3)
-            elif g.steps < self.step:
-                raise ConfigError(
-                    f"grpo.steps = {g.steps} is below the step of the checkpoint being resumed ({checkpoint.name}, "
-                    f"step {self.step}): a resume can keep or raise grpo.steps, not lower it"
-                )
-        else:
+        checkpoint = self._resume() if resume else None
+        if not resume:
             set_aside_previous_run(self.run_dir)  # a fresh run never overwrites an earlier one
         t0 = time.perf_counter()
         self.logger = RunLogger(self.run_dir, cfg.to_dict(), wandb_mode=tr.wandb_mode, project=tr.wandb_project,
                                 run_name=cfg.name, resume=resume, wandb_init_timeout=tr.wandb_timeout,
                                 wandb_call_timeout=tr.wandb_timeout)
+        self.logger.summary({"sampler": {"name": self.sampler.name, "reason": self.sampler.reason}})
         try:
             if resume:
                 # Lines logged after the checkpoint belong to steps about to be redone; so does an
@@ -485,7 +385,11 @@ class GRPOTrainer:
                                 len=f"{metrics['completions/mean_length']:.0f}",
                                 refl=f"{metrics['phenomena/reflection_rate']:.2f}")
                 if self.nonfinite_in_a_row >= g.max_nonfinite_steps:
-                    self._stop_nonfinite()
+                    self._stop(
+                        f"{self.nonfinite_in_a_row} steps in a row (up to step {self.step}) had a NaN/inf loss or "
+                        f"gradient and were skipped (grpo.max_nonfinite_steps = {g.max_nonfinite_steps}); training "
+                        "stopped. {where}. Try a lower grpo.lr or grpo.max_grad_norm, or check the reward functions."
+                    )
                 if self._eval_due(self.step):
                     self.evaluate()
                 # A step that was skipped as non-finite is not checkpointed: the last checkpoint
@@ -520,58 +424,19 @@ class GRPOTrainer:
             self.logger.close()
         return load_run(self.run_dir)
 
-    def _check_resume_config(self) -> None:
-        """Refuse a resume whose config differs from the run's own in a key a resume cannot change.
-
-        The run's config.yaml is what the checkpoints were made with; see config.RESUMABLE_KEYS.
-        """
-        saved_path = self.run_dir / "config.yaml"
-        if not saved_path.exists():
-            return
-        try:
-            saved_dict = yaml.safe_load(saved_path.read_text(encoding="utf-8")) or {}
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{saved_path}: unreadable ({type(exc).__name__}: {exc})") from None
-        saved = Config.from_dict(saved_dict, source=str(saved_path))
-        self.config.check_resume(saved, source=str(saved_path))
-
-    def _load_newest_valid_checkpoint(self) -> Path | None:
-        """Load the newest checkpoint that verifies, skipping damaged ones with a warning each.
-
-        A checkpoint with a manifest that verifies but does not load raises (that is not damage but,
-        e.g., a different model). One written before manifests existed is skipped if it does not load.
-        When checkpoints exist but none is usable, raise rather than silently start from step 0.
-        """
-        candidates = checkpoints_newest_first(self.run_dir)
-        reasons = []
-        for checkpoint in candidates:
-            try:
-                verify_checkpoint(checkpoint)
-            except CheckpointCorrupt as exc:
-                reasons.append(str(exc))
-                warnings.warn(f"skipping checkpoint {checkpoint.name}: {exc}", stacklevel=4)
-                continue
-            has_manifest = (checkpoint / "manifest.json").exists()
-            try:
-                self.load_checkpoint(checkpoint)
-            except Exception as exc:
-                if has_manifest:
-                    if hasattr(exc, "add_note"):
-                        exc.add_note(f"grpo-lab: while loading checkpoint {checkpoint}")
-                    raise
-                reason = f"{checkpoint}: could not be loaded ({type(exc).__name__}: {exc})"
-                reasons.append(reason)
-                warnings.warn(f"skipping checkpoint {checkpoint.name}: {reason}", stacklevel=4)
-                continue
-            if reasons:
-                warnings.warn(f"resuming from {checkpoint} (the newest intact checkpoint)", stacklevel=4)
-            return checkpoint
-        if candidates:
-            raise CheckpointCorrupt(
-                f"none of the {len(candidates)} checkpoints in {self.run_dir / 'checkpoints'} is intact: "
-                + "; ".join(reasons) + ". Start a fresh run (without --resume) to train from step 0"
+    def _resume(self) -> Path | None:
+        """Check the config against the run's, then load the newest intact checkpoint (None: none yet)."""
+        check_resume_config(self.config, self.run_dir)
+        checkpoint = load_newest_valid_checkpoint(self.run_dir, self.load_checkpoint)
+        if checkpoint is None:
+            warnings.warn(f"no checkpoint in {self.run_dir / 'checkpoints'} yet: starting the run from step 0",
+                          stacklevel=4)
+        elif self.config.grpo.steps < self.step:
+            raise ConfigError(
+                f"grpo.steps = {self.config.grpo.steps} is below the step of the checkpoint being resumed "
+                f"({checkpoint.name}, step {self.step}): a resume can keep or raise grpo.steps, not lower it"
             )
-        return None
+        return checkpoint
 
     def _eval_due(self, step: int) -> bool:
         """Whether the exam runs at this step: at step 0 (eval.at_start), then every eval.every steps.
@@ -585,18 +450,6 @@ class GRPOTrainer:
 
     def _evaluated(self, step: int) -> bool:
         return step in self.eval_results or step in self._restored_eval
-
-    def _stop_nonfinite(self) -> None:
-        last_good = _latest_checkpoint_or_none(self.run_dir)
-        where = f"the last good checkpoint, {last_good}, is intact" if last_good else "no checkpoint was written yet"
-        message = (
-            f"{self.nonfinite_in_a_row} steps in a row (up to step {self.step}) had a NaN/inf loss or gradient and "
-            f"were skipped (grpo.max_nonfinite_steps = {self.config.grpo.max_nonfinite_steps}); training stopped. "
-            f"{where}. Try a lower grpo.lr or grpo.max_grad_norm, or check the reward functions."
-        )
-        self.logger.summary({"stopped": {"step": self.step, "reason": message,
-                                         "checkpoint": str(last_good) if last_good else None}})
-        raise TrainingStopped(message)
 
     def _log_completions(self) -> None:
         rollout, rewards = self._last_rollout, self._last_rewards
@@ -635,115 +488,22 @@ class GRPOTrainer:
 
     # ================================================================ checkpoints
     def save_checkpoint(self) -> Path:
-        """Adapter (or full weights), optimizer, scheduler, RNG states and step, written atomically.
-
-        Everything goes to a temporary directory first, which is renamed into place when complete:
-        a checkpoint directory either exists whole or not at all, whenever the process dies.
-        """
+        """The weights and the run state, written atomically (checkpoint.save_checkpoint); never NaN weights."""
         params = trainable_parameters(self.model)
         if params and not bool(torch.stack([torch.isfinite(p).all() for p in params]).all()):
             raise TrainingStopped(f"not saving step {self.step}: trainable weights are NaN/inf")
-        root = self.run_dir / "checkpoints"
-        final = root / f"step-{self.step:06d}"
-        tmp = root / f".tmp-step-{self.step:06d}"
-        try:
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
-            self.model.save_pretrained(tmp, safe_serialization=True)
-            torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
-            rng = {
-                "scheduler": self.scheduler.state_dict(),
-                "torch": torch.get_rng_state(),
-                "generator": self.generator.get_state(),
-            }
-            if torch.cuda.is_available() and torch.cuda.is_initialized():
-                rng["cuda"] = torch.cuda.get_rng_state_all()
-            torch.save(rng, tmp / "rng_state.pt")
-            from grpo_lab import rewards
-
-            evaluated = self.eval_results.get(self.step)
-            state = {
-                "step": self.step,
-                "num_tokens": self.num_tokens,
-                "nonfinite_in_a_row": self.nonfinite_in_a_row,
-                "nonfinite_total": self.nonfinite_total,
-                "python_random": _jsonable_random_state(random.getstate()),
-                "numpy_random": _jsonable_numpy_state(np.random.get_state()),
-                "coin_flip_random": _jsonable_random_state(rewards._COIN_FLIP_RNG.getstate()),
-                "prompts": _jsonable(self.prompts.state_dict()),
-                # The exam of this step, if it ran before the checkpoint: not redone on resume.
-                "eval_metrics": evaluated.metrics if evaluated is not None else self._restored_eval.get(self.step),
-            }
-            with open(tmp / "trainer_state.json", "w", encoding="utf-8") as f:
-                f.write(json.dumps(state))
-                f.flush()
-                os.fsync(f.fileno())
-            write_manifest(tmp)  # last: sizes and hashes of the complete files, checked on resume
-        except OSError as exc:  # e.g. a full disk: say which checkpoint, what is intact, how to go on
-            previous = _latest_checkpoint_or_none(self.run_dir)
-            intact = f"the previous checkpoint {previous} is intact" if previous else "no earlier checkpoint exists"
-            raise OSError(f"writing checkpoint {final.name} in {root} failed ({exc}); {intact}. Free space "
-                          f"and resume: grpo-lab train --resume {self.run_dir}") from exc
-        if final.exists():  # never delete the only copy before its replacement is in place
-            old = root / f".old-step-{self.step:06d}"
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)  # a checkpoint directory either exists whole or not at all
+        evaluated = self.eval_results.get(self.step)
+        eval_metrics = evaluated.metrics if evaluated is not None else self._restored_eval.get(self.step)
+        path = save_checkpoint(self.run_dir, self.step, self.model, self.state, eval_metrics)
         self._last_saved_step = self.step
-        for stale in sorted(root.glob("step-*"))[:-2]:  # keep the last two
-            shutil.rmtree(stale, ignore_errors=True)
-        return final
+        return path
 
     def load_checkpoint(self, path: str | Path) -> None:
-        """Restore everything `save_checkpoint` wrote, so the next step is the one the run would take."""
-        from peft import set_peft_model_state_dict
-        from safetensors.torch import load_file
-
-        from grpo_lab import rewards
-
-        path = Path(path)
-        state = json.loads((path / "trainer_state.json").read_text())
-        if self.config.model.use_lora:
-            set_peft_model_state_dict(self.model, load_file(str(path / "adapter_model.safetensors")))
-        else:
-            weights = {}
-            for shard in sorted(path.glob("*.safetensors")):  # model.safetensors, or shards of a big model
-                weights.update(load_file(str(shard)))
-            self.model.load_state_dict(weights, strict=False)
-        self.optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
-        rng = torch.load(path / "rng_state.pt", weights_only=True)
-        self.scheduler.load_state_dict(rng["scheduler"])
-        torch.set_rng_state(rng["torch"])
-        self.generator.set_state(rng["generator"])
-        if "cuda" in rng and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(rng["cuda"])
-        self.step = int(state["step"])
-        self.num_tokens = int(state["num_tokens"])
-        self.nonfinite_in_a_row = int(state["nonfinite_in_a_row"])
-        self.nonfinite_total = int(state.get("nonfinite_total", 0))
-        random.setstate(_random_state_from_json(state["python_random"]))
-        if "numpy_random" in state:
-            np.random.set_state(_numpy_state_from_json(state["numpy_random"]))
-        rewards._COIN_FLIP_RNG.setstate(_random_state_from_json(state["coin_flip_random"]))
-        self.prompts.load_state_dict(state["prompts"])
+        """Restore what `save_checkpoint` wrote, so the next step is the one the run would take."""
+        eval_metrics = load_checkpoint(path, self.model, self.state, self.config.model.use_lora)
         self.eval_results = {}
-        self._restored_eval = {self.step: state["eval_metrics"]} if state.get("eval_metrics") else {}
+        self._restored_eval = {self.step: eval_metrics} if eval_metrics else {}
         self._last_saved_step = self.step
-
-
-def latest_checkpoint(run_dir: str | Path) -> Path:
-    """The newest intact checkpoint of a run (half-written and damaged ones are skipped, with a warning)."""
-    found = find_valid_checkpoint(run_dir)
-    if found is None:
-        raise FileNotFoundError(f"no intact checkpoint in {Path(run_dir) / 'checkpoints'}")
-    return found
-
-
-def _latest_checkpoint_or_none(run_dir: str | Path) -> Path | None:
-    return find_valid_checkpoint(run_dir, warn=False)
 
 
 class _FunctionCallback(Callback):
@@ -758,36 +518,6 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def _jsonable_random_state(state: tuple) -> list:
-    version, internal, gauss = state
-    return [version, list(internal), gauss]
-
-
-def _random_state_from_json(state: list) -> tuple:
-    version, internal, gauss = state
-    return (version, tuple(internal), gauss)
-
-
-def _jsonable_numpy_state(state: tuple) -> list:
-    name, keys, pos, has_gauss, cached = state
-    return [name, [int(k) for k in keys], int(pos), int(has_gauss), float(cached)]
-
-
-def _numpy_state_from_json(state: list) -> tuple:
-    name, keys, pos, has_gauss, cached = state
-    return (name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached)
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, tuple):
-        return [_jsonable(x) for x in obj]
-    if isinstance(obj, list):
-        return [_jsonable(x) for x in obj]
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    return obj
 
 
 def run_or_load(config: Config, **trainer_kwargs):
@@ -824,4 +554,4 @@ def run_or_load(config: Config, **trainer_kwargs):
 
 def _recipe(config: dict) -> dict:
     """The parts of a config dict that change what a run learns (everything but `tracking`)."""
-    return {k: v for k, v in _jsonable(config).items() if k != "tracking"}
+    return {k: v for k, v in to_plain(config).items() if k != "tracking"}

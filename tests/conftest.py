@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-# wandb must never block or write outside a temporary directory in tests (REFERENCE §6).
+# wandb must never block or write outside a temporary directory in tests (docs/reference.md §6).
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("WANDB_DIR", tempfile.mkdtemp(prefix="grpo-lab-wandb-"))

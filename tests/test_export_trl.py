@@ -16,7 +16,7 @@ from grpo_lab.config import load_config  # noqa: E402
 from grpo_lab.export_trl import batch_layout, trl_settings  # noqa: E402
 from tests.conftest import run_exported_trl_script  # noqa: E402
 
-# REFERENCE §5: TRL's GRPOTrainer names, which grpo_lab's trainer logs too.
+# docs/reference.md §5.1: TRL's GRPOTrainer names, which grpo_lab's trainer logs too.
 SHARED_METRICS = [
     "reward", "reward_std", "rewards/accuracy_reward/mean", "rewards/accuracy_reward/std",
     "rewards/format_reward/mean", "rewards/format_reward/std", "frac_reward_zero_std",

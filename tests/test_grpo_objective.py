@@ -1,4 +1,4 @@
-"""Behaviour of the GRPO objective in grpo_lab.grpo (REFERENCE §2), on hand-made tensors.
+"""Behaviour of the GRPO objective in grpo_lab.grpo (docs/reference.md §2), on hand-made tensors.
 
 Parity with TRL's GRPOTrainer is in tests/test_grpo_parity.py; these tests pin down what each
 piece means, with numbers one can check by hand.
@@ -112,7 +112,7 @@ def test_entropy_matches_definition_with_temperature_and_has_no_gradient():
 
 # ---------------------------------------------------------------------- the μ = 1 puzzle
 def test_on_policy_loss_is_zero_yet_its_gradient_is_not():
-    """REFERENCE §2 / TRL issue #3452: with μ = 1 the old policy is the current one, ρ = 1, and
+    """docs/reference.md §2.5 / TRL issue #3452: with μ = 1 the old policy is the current one, ρ = 1, and
     with zero-mean group advantages and equal lengths the grpo loss is -mean(Â) = 0 exactly; the
     gradient of ρ is ∇log π, so the gradient is the policy gradient -1/G Σ_i Â_i/|o_i| Σ_t ∇log π."""
     g = torch.Generator().manual_seed(0)

@@ -23,7 +23,7 @@ TRL 1.16 facts this relies on, found in its source (trl/trainer/grpo_trainer.py)
   bf16 autocast (log-probs off by ~1e-3); fp32 parity needs `bf16=False`.
 * GRPOConfig defaults to `use_bias_correction_kl=True`, which multiplies the k3 KL term by the
   importance ratio π_θ/π_old (DeepSeek-V3.2). grpo_lab implements DeepSeekMath's plain k3 term
-  (REFERENCE §2), which is TRL's `use_bias_correction_kl=False`. The two differ in value off-policy
+  (docs/reference.md §2.3), which is TRL's `use_bias_correction_kl=False`. The two differ in value off-policy
   and in gradient even on-policy (the ratio is 1 but differentiable); see the last test.
 """
 

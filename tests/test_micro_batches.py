@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from grpo_lab.logprobs import micro_batches, per_token_logps, per_token_logps_in_parts, training_batch
 from grpo_lab.rewards import accuracy_reward, format_reward
 from grpo_lab.trainer import GRPOTrainer
 from tests.conftest import tiny_config
@@ -33,13 +34,13 @@ def _batch(trainer):
     rollout = generate(trainer.model, trainer.tokenizer, prompts, num_samples=trainer.config.grpo.group_size,
                        max_new_tokens=trainer.config.grpo.max_new_tokens, generator=torch.Generator().manual_seed(0))
     assert len(set(rollout.lengths.tolist())) > 1
-    return trainer._training_batch(rollout)
+    return training_batch(rollout)
 
 
 def test_pieces_cover_every_row_once_and_cut_only_padding(tiny_model_dir, tiny_exam, tmp_path):
     trainer = _trainer(tiny_model_dir, tiny_exam, tmp_path, micro_batch_size=3)
     batch = _batch(trainer)
-    pieces = trainer._micro_batches(batch)
+    pieces = micro_batches(batch, trainer.config.grpo.micro_batch_size)
     rows = torch.cat([r for r, _ in pieces])
     assert sorted(rows.tolist()) == list(range(batch["input_ids"].size(0)))
     real_tokens = int(batch["attention_mask"].sum())
@@ -63,16 +64,12 @@ def test_gradient_in_pieces_equals_the_whole_batch(tiny_model_dir, tiny_exam, tm
         n = batch["input_ids"].size(0)
         advantages = torch.linspace(-1, 1, n)
         with torch.no_grad(), trainer.reference.active() as reference:
-            ref = trainer._per_token_logps_in_parts(reference, batch)
-            ref_whole = trainer._per_token_logps(reference, batch)[0]
+            ref = per_token_logps_in_parts(reference, batch, trainer.config.grpo.temperature, trainer.config.grpo.micro_batch_size)
+            ref_whole = per_token_logps(reference, batch, trainer.config.grpo.temperature)[0]
         mask = batch["completion_mask"].bool()
         torch.testing.assert_close(ref[mask], ref_whole[mask], atol=1e-5, rtol=1e-5)
-        captured = {}
-        def capture_gradients(captured=captured, model=trainer.model):
-            captured.update({name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None})
-
-        trainer.optimizer.step = capture_gradients
-        loss, stats, _ = trainer._update(batch, advantages, None, ref)
+        loss, stats = trainer.loss_and_backward(batch, advantages, None, ref)
+        captured = {name: p.grad.clone() for name, p in trainer.model.named_parameters() if p.grad is not None}
         grads[size] = (captured, loss, stats)
     (g3, loss3, stats3), (g_all, loss_all, stats_all) = grads[3], grads[1000]
     assert g3.keys() == g_all.keys() and g3

@@ -440,7 +440,7 @@ def test_checkpoints_carry_a_manifest_that_verifies(reference_run):
 def test_checkpoint_holds_every_rng_and_loads_with_weights_only(reference_run):
     ckpt = latest_checkpoint(reference_run)
     state = json.loads((ckpt / "trainer_state.json").read_text())
-    for key in ("step", "num_tokens", "python_random", "numpy_random", "coin_flip_random", "prompts",
+    for key in ("step", "num_tokens", "python_random", "numpy_random", "reward_states", "prompts",
                 "nonfinite_in_a_row", "nonfinite_total", "eval_metrics"):
         assert key in state, key
     rng = torch.load(ckpt / "rng_state.pt", weights_only=True)

@@ -16,6 +16,7 @@ from grpo_lab import rewards
 from grpo_lab.rewards import (
     MAX_ANSWER_CHARS,
     REWARD_FUNCTIONS,
+    CoinFlipReward,
     RewardFunctionError,
     accuracy_reward,
     coin_flip_reward,
@@ -26,7 +27,6 @@ from grpo_lab.rewards import (
     grade_answer,
     is_correct,
     language_consistency_reward,
-    seed_coin_flips,
     soft_format_reward,
     weighted_sum,
 )
@@ -238,12 +238,21 @@ def test_language_consistency_rejects_unsupported_language():
 
 def test_coin_flip_reward_is_reproducible_after_seeding():
     completions = ["x"] * 64
-    seed_coin_flips(123)
-    first = coin_flip_reward([""] * 64, completions)
-    seed_coin_flips(123)
-    second = coin_flip_reward([""] * 64, completions)
+    first = CoinFlipReward(seed=123)([""] * 64, completions)
+    second = get_reward_function("coin_flip", seed=123)([""] * 64, completions)
     assert first == second
     assert set(first) == {0.0, 1.0}
+
+
+def test_coin_flip_generator_is_per_instance_and_its_state_round_trips():
+    a, b = CoinFlipReward(seed=7), CoinFlipReward(seed=7)
+    a([""] * 10, ["x"] * 10)  # drawing from one instance does not move the other
+    saved = a.state_dict()
+    after = a([""] * 32, ["x"] * 32)
+    assert b([""] * 10, ["x"] * 10) == CoinFlipReward(seed=7)([""] * 10, ["x"] * 10)
+    restored = CoinFlipReward(seed=0)
+    restored.load_state_dict(saved)
+    assert restored([""] * 32, ["x"] * 32) == after
 
 
 def test_coin_flip_reward_ignores_the_text():

@@ -81,6 +81,7 @@ def test_training_forward_log_probs_match_an_unpadded_forward(tiny_model_dir):
 
 
 # ------------------------------------------------------------------ the lean decoder (issue 5)
+# Token-for-token and log-prob parity of the lean and hf samplers: tests/test_samplers.py.
 def _lora_model(path, seed=0):
     """The model with LoRA adapters whose B is random, so that the adapters change the logits."""
     from grpo_lab.config import ModelConfig
@@ -94,36 +95,6 @@ def _lora_model(path, seed=0):
             if "lora_B" in name:
                 p.copy_(0.2 * torch.randn(p.shape, generator=g))
     return model, tok
-
-
-def _micro_model_dir():
-    from grpo_lab.micro_world import DEFAULT_MODEL_DIR
-
-    return DEFAULT_MODEL_DIR if (DEFAULT_MODEL_DIR / "model.safetensors").exists() else None
-
-
-@pytest.mark.parametrize("which", ["tiny_qwen2", "micro_llama"])
-@pytest.mark.parametrize("temperature, top_p, stops", [(1.0, 1.0, ("</answer>",)), (0.6, 0.95, ()), (1.3, 1.0, ())])
-def test_lean_decoder_samples_the_same_tokens_as_the_hf_forward(tiny_model_dir, which, temperature, top_p, stops):
-    """Equal learning: for a fixed generator the lean decoder (merged LoRA, static cache, compaction,
-    one prefill per prompt) draws exactly the tokens that the Hugging Face forward draws."""
-    path = tiny_model_dir if which == "tiny_qwen2" else _micro_model_dir()
-    if path is None:
-        pytest.skip("the micro model is not built")
-    model, tok = _lora_model(path)
-    assert LeanDecoder.unsupported_reason(model) is None
-    prompts = [prompt_for("1 + 2 = ?"), prompt_for("3 + 4 + 5 + 6 + 7 = ?"), prompt_for("9 + 9 = ?")]
-    runs = {}
-    for decoder in ("hf", "lean"):
-        runs[decoder] = generate(model, tok, prompts, num_samples=4, max_new_tokens=40, temperature=temperature,
-                                 top_p=top_p, stop_strings=stops, generator=torch.Generator().manual_seed(7),
-                                 decoder=decoder)
-    hf, lean = runs["hf"], runs["lean"]
-    assert torch.equal(hf.completion_ids, lean.completion_ids)
-    assert torch.equal(hf.completion_mask, lean.completion_mask)
-    assert torch.equal(hf.truncated, lean.truncated)
-    assert hf.completions == lean.completions
-    assert len(set(lean.lengths.tolist())) > 1, "rows should finish at different steps (exercises compaction)"
 
 
 def test_lean_decoder_logits_match_a_full_recompute(tiny_model_dir):

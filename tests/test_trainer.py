@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
+from grpo_lab.logprobs import per_token_logps, training_batch
 from grpo_lab.rewards import accuracy_reward, format_reward
 from grpo_lab.tracking import EVAL_METRIC_NAMES, read_jsonl
 from grpo_lab.trainer import GRPOTrainer, latest_checkpoint
@@ -54,12 +55,12 @@ def test_reference_log_probs_equal_the_base_models(trained, tiny_model_dir):
     trainer, *_ = trained
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     rollout = trainer._last_rollout
-    batch = trainer._training_batch(rollout)
+    batch = training_batch(rollout)
     with torch.no_grad():
         with trainer.reference.active() as reference:
-            ref = trainer._per_token_logps(reference, batch)[0]
-        expected = trainer._per_token_logps(base, batch)[0]
-        policy = trainer._per_token_logps(trainer.model, batch)[0]
+            ref = per_token_logps(reference, batch, trainer.config.grpo.temperature)[0]
+        expected = per_token_logps(base, batch, trainer.config.grpo.temperature)[0]
+        policy = per_token_logps(trainer.model, batch, trainer.config.grpo.temperature)[0]
     mask = batch["completion_mask"].bool()
     torch.testing.assert_close(ref[mask], expected[mask], atol=1e-5, rtol=1e-5)
     assert not torch.allclose(policy[mask], ref[mask], atol=1e-4), "trained policy should differ from π_ref"
@@ -137,3 +138,17 @@ def test_optimizer_takes_adam_epsilon_and_weight_decay_from_the_config(tiny_mode
     cfg = tiny_config(tiny_model_dir, tiny_exam, tmp_path / "run", adam_epsilon=1e-5, weight_decay=0.1)
     group = GRPOTrainer(cfg, run_dir=tmp_path / "run").optimizer.param_groups[0]
     assert (group["eps"], group["weight_decay"]) == (1e-5, 0.1)
+
+
+def test_reward_weights_of_the_wrong_length_are_an_error_not_replaced(tiny_model_dir, tiny_exam, tmp_path):
+    """Before: a weights list of the wrong length was silently replaced by 1.0s in the trainer."""
+    cfg = tiny_config(tiny_model_dir, tiny_exam, tmp_path / "run")
+    with pytest.raises(ValueError, match="reward_weights has 1 weights for 2 reward functions"):
+        GRPOTrainer(cfg, reward_funcs=[accuracy_reward, format_reward], reward_weights=[1.0])
+
+
+def test_the_configs_weights_go_with_the_configs_functions(tiny_model_dir, tiny_exam, tmp_path):
+    cfg = tiny_config(tiny_model_dir, tiny_exam, tmp_path / "run")  # accuracy + 0.2 × format
+    assert GRPOTrainer(cfg).reward_weights == [1.0, 0.2]
+    passed = GRPOTrainer(cfg, reward_funcs=[accuracy_reward])
+    assert passed.reward_weights == [1.0]  # functions passed in take TRL's default, 1.0 each

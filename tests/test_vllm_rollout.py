@@ -1,4 +1,4 @@
-"""Optional vLLM rollouts: the error paths, the dispatch in the trainer, and the Rollout it builds.
+"""The optional vllm sampler (grpo.sampler: vllm): the error paths, the dispatch in the trainer, the Rollout it builds.
 
 vLLM itself is not installed here and there is no GPU, so the sampler is never run (see
 docs/scale_up.md); these tests check everything around it.
@@ -12,14 +12,13 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from grpo_lab import vllm_rollout
 from grpo_lab.cli import main as cli_main
 from grpo_lab.cli import packaged_config
 from grpo_lab.config import ConfigError, load_config
 from grpo_lab.micro_world import build_tokenizer
 from grpo_lab.rollout import Rollout, generate
+from grpo_lab.samplers.vllm import VLLMSampler, VLLMUnavailableError, build_rollout, check_vllm_available
 from grpo_lab.trainer import GRPOTrainer
-from grpo_lab.vllm_rollout import VLLMUnavailableError, build_rollout, check_vllm_available
 
 needs_no_vllm = pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vLLM is installed here")
 SMALL = ["grpo.steps=1", "grpo.prompts_per_step=2", "grpo.group_size=2", "grpo.max_new_tokens=8", "eval.k=1",
@@ -28,20 +27,20 @@ SMALL = ["grpo.steps=1", "grpo.prompts_per_step=2", "grpo.group_size=2", "grpo.m
 
 @needs_no_vllm
 def test_missing_vllm_is_a_clear_error():
-    with pytest.raises(VLLMUnavailableError, match=r'vLLM is not installed.*pip install -e "\.\[vllm\]".*use_vllm = false'):
+    with pytest.raises(VLLMUnavailableError, match=r'vLLM is not installed.*pip install -e "\.\[vllm\]".*grpo.sampler = auto'):
         check_vllm_available()
 
 
 @needs_no_vllm
-def test_trainer_with_use_vllm_raises_the_clear_error(tmp_path):
-    cfg = load_config(packaged_config("micro_r1_zero"), [*SMALL, "grpo.use_vllm=true", f"tracking.run_dir={tmp_path}"])
+def test_trainer_with_the_vllm_sampler_raises_the_clear_error(tmp_path):
+    cfg = load_config(packaged_config("micro_r1_zero"), [*SMALL, "grpo.sampler=vllm", f"tracking.run_dir={tmp_path}"])
     with pytest.raises(VLLMUnavailableError, match="not installed"):
         GRPOTrainer(cfg).training_step()
 
 
 @needs_no_vllm
-def test_cli_train_with_use_vllm_fails_before_loading_anything(tmp_path, capsys):
-    code = cli_main(["train", "--config", "micro_r1_zero", "--set", "grpo.use_vllm=true",
+def test_cli_train_with_the_vllm_sampler_fails_before_loading_anything(tmp_path, capsys):
+    code = cli_main(["train", "--config", "micro_r1_zero", "--set", "grpo.sampler=vllm",
                      "--set", f"tracking.run_dir={tmp_path / 'run'}"])
     assert code == 2
     assert "vLLM is not installed" in capsys.readouterr().err
@@ -55,9 +54,9 @@ def test_no_gpu_is_a_clear_error(monkeypatch):
         check_vllm_available()
 
 
-def test_use_vllm_needs_lora():
-    with pytest.raises(ConfigError, match=r"grpo.use_vllm = true needs model.use_lora = true"):
-        load_config(packaged_config("micro_r1_zero"), ["grpo.use_vllm=true", "model.use_lora=false"])
+def test_the_vllm_sampler_needs_lora():
+    with pytest.raises(ConfigError, match=r"grpo.sampler = vllm needs model.use_lora = true"):
+        load_config(packaged_config("micro_r1_zero"), ["grpo.sampler=vllm", "model.use_lora=false"])
     with pytest.raises(ConfigError, match=r"grpo.vllm_gpu_memory_utilization"):
         load_config(packaged_config("micro_r1_zero"), ["grpo.vllm_gpu_memory_utilization=1.5"])
 
@@ -66,12 +65,14 @@ def test_trainer_dispatches_to_the_vllm_sampler_when_asked(tmp_path, monkeypatch
     calls = []
 
     class FakeSampler:  # stands in for VLLMSampler: same call, same Rollout
+        name, reason = "vllm", "grpo.sampler = vllm"
+
         def generate(self, *args, **kwargs):
             calls.append(kwargs["num_samples"])
             return generate(*args, **kwargs)
 
-    monkeypatch.setattr(vllm_rollout, "make_sampler", lambda config, model: FakeSampler())
-    cfg = load_config(packaged_config("micro_r1_zero"), [*SMALL, "grpo.use_vllm=true", f"tracking.run_dir={tmp_path}"])
+    monkeypatch.setattr(VLLMSampler, "from_config", classmethod(lambda cls, config, model: FakeSampler()))
+    cfg = load_config(packaged_config("micro_r1_zero"), [*SMALL, "grpo.sampler=vllm", f"tracking.run_dir={tmp_path}"])
     trainer = GRPOTrainer(cfg)
     trainer.training_step()
     trainer.training_step()
@@ -114,3 +115,5 @@ def test_build_rollout_rejects_a_wrong_sample_count():
     outputs = [SimpleNamespace(outputs=[SimpleNamespace(token_ids=[5], text="x", finish_reason="stop")])]
     with pytest.raises(RuntimeError, match="expected 2"):
         build_rollout(tokenizer, ["q"], [[4]], outputs, num_samples=2, max_new_tokens=4, device=torch.device("cpu"))
+
+
