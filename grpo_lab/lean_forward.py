@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from grpo_lab.grpo import entropy_from_logits, selective_log_probs
+from grpo_lab.samplers.lean import LeanDecoder  # the rollout's lean decoder: the same family of models
 
 _PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -44,8 +45,6 @@ def unsupported_reason(model) -> str | None:
     the reference path computes with), no attention dropout while training, no gradient
     checkpointing, no adapter other than vanilla LoRA.
     """
-    from grpo_lab.rollout import LeanDecoder, _base_model
-
     reason = LeanDecoder.unsupported_reason(model)
     if reason is not None:
         return reason
@@ -93,8 +92,6 @@ def per_token_logps(model, batch: dict[str, torch.Tensor], temperature: float,
 def forward_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor,
                    keep: int) -> torch.Tensor:
     """Logits (B, keep, V) of the last `keep` positions, as `model(..., logits_to_keep=keep).logits`."""
-    from grpo_lab.rollout import _base_model
-
     base = _base_model(model)
     inner, config = base.model, base.config
     B, L = input_ids.shape
@@ -183,6 +180,11 @@ def _rotate_half(x: torch.Tensor) -> torch.Tensor:
 def _repeat_kv(x: torch.Tensor, n_rep: int) -> torch.Tensor:
     b, kv, s, d = x.shape
     return x[:, :, None].expand(b, kv, n_rep, s, d).reshape(b, kv * n_rep, s, d)
+
+
+def _base_model(model):
+    """The transformers model under a PEFT wrapper (or the model itself)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
 def _is_lora(module) -> bool:
