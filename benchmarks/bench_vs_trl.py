@@ -546,7 +546,8 @@ def main(argv=None) -> int:
     p.add_argument("--max-new-tokens", dest="max_new_tokens", type=int, default=None)
     p.add_argument("--prompt-tokens", dest="prompt_tokens", type=int, default=None, help="qwen0.5b: prompt length")
     p.add_argument("--train-forward", dest="train_forward", choices=["auto", "hf", "lean"], default="auto",
-                   help="grpo_lab's grpo.train_forward (the update's and the reference's forward)")
+                   help="grpo_lab's grpo.train_forward (the update's and the reference's forward; it acts once "
+                        "the trainer reads the key, see grpo_lab/lean_forward.py)")
     p.add_argument("--only", choices=["grpo_lab", "trl"], default=None, help="run one framework (debugging)")
     p.add_argument("--worker", choices=["grpo_lab", "trl"], help=argparse.SUPPRESS)
     p.add_argument("--spec", help=argparse.SUPPRESS)
