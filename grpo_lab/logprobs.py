@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from grpo_lab import lean_forward
 from grpo_lab.grpo import entropy_from_logits, selective_log_probs
 from grpo_lab.rollout import Rollout
 
@@ -33,14 +34,20 @@ def training_batch(rollout: Rollout) -> Batch:
     }
 
 
-def per_token_logps(model, batch: Batch, temperature: float, with_entropy: bool = False
+def per_token_logps(model, batch: Batch, temperature: float, with_entropy: bool = False, lean: bool = False
                     ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """log π(o_t | q, o_<t) for completion tokens only (B, T); logits are kept for the last T+1 positions.
 
     The logits are divided by the sampling temperature, as TRL does, so that the ratio and the KL
     compare the distribution the completions were actually drawn from. The entropy is a logged
     statistic, not part of the loss: it is computed without an autograd graph.
+
+    `lean=True` (grpo.train_forward): the same operations in the same order written out in plain
+    torch (lean_forward.py), without PEFT's and Hugging Face's per-module Python; bitwise equal
+    here (tests/test_lean_forward.py). This function's body below stays the readable reference.
     """
+    if lean:
+        return lean_forward.per_token_logps(model, batch, temperature, with_entropy)
     T = batch["completion_ids"].size(1)
     logits = model(
         input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
@@ -84,9 +91,10 @@ def micro_batches(batch: Batch, size: int = 0) -> list[tuple[torch.Tensor, Batch
 
 
 @torch.no_grad()
-def per_token_logps_in_parts(model, batch: Batch, temperature: float, size: int = 0) -> torch.Tensor:
+def per_token_logps_in_parts(model, batch: Batch, temperature: float, size: int = 0, lean: bool = False
+                             ) -> torch.Tensor:
     """`per_token_logps` over the whole batch (B, T), without gradient, computed piece by piece."""
     out = torch.zeros(batch["completion_ids"].shape, dtype=torch.float32, device=batch["completion_ids"].device)
     for rows, part in micro_batches(batch, size):
-        out[rows, : part["completion_ids"].size(1)] = per_token_logps(model, part, temperature)[0]
+        out[rows, : part["completion_ids"].size(1)] = per_token_logps(model, part, temperature, lean=lean)[0]
     return out

@@ -42,6 +42,7 @@ from grpo_lab.data import PromptSource, format_prompt, load_exam
 from grpo_lab.evaluate import ExamResult
 from grpo_lab.exam import run_exam
 from grpo_lab.grpo import compute_advantages, grpo_loss
+from grpo_lab.lean_forward import use_lean as use_lean_forward
 from grpo_lab.logprobs import micro_batches, per_token_logps, per_token_logps_in_parts, training_batch
 from grpo_lab.metrics import completion_metrics, reward_metrics
 from grpo_lab.models import ReferencePolicy, add_lora, load_model_and_tokenizer, trainable_parameters
@@ -185,12 +186,13 @@ class GRPOTrainer:
         # 4. log π_ref (for the KL term) and log π_old (for the ratio), without gradient. With μ = 1,
         #    π_old = π_θ at the update, so the ratio is exactly 1 and no extra pass is needed.
         batch = training_batch(rollout)
+        self._lean = use_lean_forward(self.model, g.train_forward)  # grpo.train_forward: hf | lean | auto
         ref_logps = old_logps = None
         if g.beta != 0.0:
             with self.reference.active() as reference_model:
-                ref_logps = per_token_logps_in_parts(reference_model, batch, g.temperature, g.micro_batch_size)
+                ref_logps = per_token_logps_in_parts(reference_model, batch, g.temperature, g.micro_batch_size, self._lean)
         if g.num_iterations > 1:
-            old_logps = per_token_logps_in_parts(self.model, batch, g.temperature, g.micro_batch_size)
+            old_logps = per_token_logps_in_parts(self.model, batch, g.temperature, g.micro_batch_size, self._lean)
         t_scoring = time.perf_counter()
 
         # 5. μ times: maximise the GRPO objective (DeepSeekMath Eq. 21) on this batch.
@@ -238,7 +240,8 @@ class GRPOTrainer:
         loss_value = 0.0
         for rows, part in micro_batches(batch, g.micro_batch_size):
             T = part["completion_ids"].size(1)
-            logps, entropy = per_token_logps(self.model, part, g.temperature, with_entropy=True)
+            logps, entropy = per_token_logps(self.model, part, g.temperature, with_entropy=True,
+                                             lean=getattr(self, "_lean", False))
             old = logps.detach() if old_logps is None else old_logps[rows, :T]
             loss, part_stats = grpo_loss(
                 logps, old, advantages[rows], part["completion_mask"],
