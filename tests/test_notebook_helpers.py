@@ -7,8 +7,8 @@ import torch
 
 from grpo_lab.evaluate import load_eval_samples
 from grpo_lab.models import load_policy
+from grpo_lab.notebook import run_or_load
 from grpo_lab.plots import LivePlot
-from grpo_lab.trainer import run_or_load
 from tests.conftest import tiny_config
 
 
