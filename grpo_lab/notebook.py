@@ -103,7 +103,7 @@ def demo_config(settings: NotebookSettings, seed: int = 0, overrides: list[str] 
 
 
 def run_status(config: Config, run_dir: str | Path | None = None) -> str:
-    """'finished', 'interrupted at step N' (an intact checkpoint, no final summary), or 'new'."""
+    """'finished', 'interrupted (checkpoint at step N)' (an intact checkpoint, no final summary), or 'new'."""
     run_dir = Path(run_dir or config.run_dir)
     summary = run_dir / "summary.json"
     if summary.exists() and read_summary(summary).get("final"):
@@ -111,7 +111,7 @@ def run_status(config: Config, run_dir: str | Path | None = None) -> str:
     checkpoint = find_valid_checkpoint(run_dir, warn=False)
     if checkpoint is not None:
         digits = re.findall(r"\d+", checkpoint.name)
-        return f"interrupted at step {int(digits[-1])}" if digits else "interrupted"
+        return f"interrupted (checkpoint at step {int(digits[-1])})" if digits else "interrupted"
     return "new"
 
 
@@ -141,7 +141,7 @@ def run_or_load(config: Config, *, restart: bool = False, live: bool = False, **
         callbacks.append(LivePlot(every=max(1, config.grpo.steps // 50), total=config.grpo.steps))
     resume = status.startswith("interrupted") and not restart
     if resume:
-        print(f"{run_dir}: {status}; resuming from its newest checkpoint (restart=True starts over)")
+        print(f"{run_dir}: {status}; resuming from that checkpoint (restart=True starts over)")
     try:
         return GRPOTrainer(config, callbacks=callbacks, **trainer_kwargs).train(resume=resume)
     except KeyboardInterrupt as exc:

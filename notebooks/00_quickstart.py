@@ -83,14 +83,15 @@ SMOKE, RUNS = settings.smoke, settings.runs
 
 # %%
 # NBVAL_CHECK_OUTPUT
-from grpo_lab.notebook import demo_config
+from grpo_lab import load_config
+from grpo_lab.cli import packaged_config
 
-cfg = demo_config(settings)  # the demo recipe, seed 0, in RUNS/micro_r1_zero-seed0 (shorter in smoke mode)
-g = cfg.grpo
+recipe = load_config(packaged_config("micro_r1_zero"))
+g = recipe.grpo
 print(f"G = {g.group_size} samples per prompt, {g.prompts_per_step} prompts per step, T = {g.temperature}")
 print(f"lr = {g.lr}, beta = {g.beta}, epsilon = {g.epsilon}, loss_type = {g.loss_type}, mu = {g.num_iterations}")
-print(f"rewards: {dict(zip(cfg.rewards.functions, cfg.rewards.weights))}")
-print(f"exam: k = {cfg.eval.k} samples per question, T = {cfg.eval.temperature}, top-p = {cfg.eval.top_p}")
+print(f"rewards: {dict(zip(recipe.rewards.functions, recipe.rewards.weights))}")
+print(f"exam: k = {recipe.eval.k} samples per question, T = {recipe.eval.temperature}, top-p = {recipe.eval.top_p}")
 
 # %% [markdown]
 # ## The shipped run: the four R1-Zero panels
@@ -123,8 +124,9 @@ plot_r1_zero_figures(shipped)
 # %%
 # NBVAL_IGNORE_OUTPUT
 from grpo_lab.estimate import estimate_run
-from grpo_lab.notebook import run_status
+from grpo_lab.notebook import demo_config, run_status
 
+cfg = demo_config(settings)  # the recipe above, seed 0, in RUNS/micro_r1_zero-seed0 (shortened in smoke mode)
 status = run_status(cfg)
 print(f"{cfg.run_dir}: {status}")
 if status != "finished":
