@@ -28,7 +28,6 @@ import yaml
 from grpo_lab.checkpoint import find_valid_checkpoint
 from grpo_lab.config import Config, load_config
 from grpo_lab.tracking import load_run, read_summary
-from grpo_lab.trainer import GRPOTrainer
 
 SHIPPED_DEMO = Path("shipped") / "micro_r1_zero-seed0"
 """The demo run (seed 0) as committed in notebooks/shipped/ (metrics, summary, config), relative to
@@ -129,6 +128,7 @@ def run_or_load(config: Config, *, restart: bool = False, live: bool = False, **
 
     `live=True` adds a `grpo_lab.plots.LivePlot` (curves and a progress line while it trains).
     """
+    from grpo_lab.trainer import GRPOTrainer  # here, so that setup_notebook's filters are in place first
     run_dir = Path(trainer_kwargs.get("run_dir") or config.run_dir)
     status = run_status(config, run_dir)
     if status == "finished" and not restart:

@@ -23,7 +23,7 @@
 # **Time.** Training is 500 RL steps and 11 exams: 3.4 min for `make demo` on an idle AVX-512 CPU,
 # 9.4 min on a 2-core AVX2 laptop (the project's measurements); the committed outputs were made on
 # a 2-core AMD EPYC with AVX-512 shared with other jobs. The estimate cell below measures your
-# machine. With the run already trained, this notebook runs in well under a minute.
+# machine. With the run already trained, this notebook ran in 30 s (full mode, same machine).
 
 # %%
 # This notebook runs on the kernel "Python (grpo-lab)", the project's .venv (`make setup`).

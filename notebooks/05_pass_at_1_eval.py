@@ -23,10 +23,10 @@
 # trained policy (the last step), so its numbers are the ones 00 shows; then it re-runs the exam
 # at other temperatures, with the trainer's own seeds, to see how much the numbers depend on them.
 #
-# **Time.** With the demo run trained, about 2 minutes (six exams of 30 × 16 samples; measured on a
-# 2-core AMD EPYC with AVX-512 shared with other jobs, an upper bound; an AVX2 laptop is slower,
-# about 9.4/3.4 ≈ 2.8× by the project's `make demo` measurements). Without it, the run is trained
-# first (notebook 04 says how long).
+# **Time.** Full mode with the demo run trained: 51 s (six exams of 30 × 16 samples) on a 2-core
+# AMD EPYC with AVX-512 shared with other jobs (an upper bound; a 2-core AVX2 laptop is slower: the
+# project measured `make demo` 2.8× slower there, 9.4 vs 3.4 min). Without the run it is trained
+# first, shown live (notebook 04 estimates how long).
 
 # %%
 # This notebook runs on the kernel "Python (grpo-lab)", the project's .venv (`make setup`).

@@ -33,6 +33,11 @@
 # model checks, rarely. RL rewards only the final answer; it does not invent reflection, it
 # *amplifies* a behaviour that pretraining put there at a low rate. That is the mechanism the
 # R1-Zero reproductions describe (oat-zero: base models already reflect at step 0).
+#
+# **Time.** Full mode with the demo run trained: 48 s (four exams of 30 × 16 samples) on a 2-core
+# AMD EPYC with AVX-512 shared with other jobs (an upper bound; a 2-core AVX2 laptop is slower: the
+# project measured `make demo` 2.8× slower there, 9.4 vs 3.4 min). Without the run it is trained
+# first, shown live (notebook 04 estimates how long).
 
 # %%
 # This notebook runs on the kernel "Python (grpo-lab)", the project's .venv (`make setup`).
@@ -150,7 +155,7 @@ def checked_sum(completion, fix):
     return sum(int(x) for x in re.findall(r"\d+", line.split("=")[0]))
 
 rows = []
-for name, s in (("step 0", load_eval_samples(RUN_DIR, "first")), ("final", load_eval_samples(RUN_DIR, "last"))):
+for name, s in (("first", load_eval_samples(RUN_DIR, "first")), ("last", load_eval_samples(RUN_DIR, "last"))):
     checks = [(f, checked_sum(t, f)) for t in s["completion"] for f in find_corrections(t)]
     checks = [(f, true) for f, true in checks if f["before"] is not None and f["after"] is not None]
     def count(changed, right, checks=checks):
@@ -266,10 +271,10 @@ if abs(gain[0]) > 1e-9:
 #   third correct a slip.
 # - **Correlation says little here:** at the end, correct and incorrect answers check equally
 #   often (0.97 vs 0.94).
-# - **Causal test.** Forbidding the check cuts the trained policy's pass@1 from 0.656 to 0.388
-#   (the base model's barely moves: 0.177 → 0.188). Of RL's gain of +0.48 ± 0.12, +0.27 ± 0.13
-#   (56%) is lost without checking and +0.21 ± 0.07 remains: the trained policy's accuracy depends
-#   on checking for about half of its gain; the rest comes from other changes RL made (direct
-#   guesses gave way to chunked working, 35 tokens long when checks are forbidden). Forbidding a
-#   token also pushes the policy off its usual path, so 56% is an estimate of the dependence, not
-#   an exact share.
+# - **Causal test.** Forbidding the check cuts the trained policy's pass@1 from 0.635 (the run's
+#   logged final exam) to 0.390 (the base model's barely moves: 0.177 → 0.188). Of RL's gain of
+#   +0.458 ± 0.111, +0.246 ± 0.116 (54%) is lost without checking and +0.212 ± 0.066 remains: the
+#   trained policy's accuracy depends on checking for about half of its gain; the rest comes from
+#   other changes RL made (direct guesses gave way to chunked working, 35 tokens long when checks
+#   are forbidden). Forbidding a token also pushes the policy off its usual path, so 54% is an
+#   estimate of the dependence, not an exact share.

@@ -36,6 +36,11 @@
 # **Not emergence.** Here long, self-checking answers are *taught* by the cold-start data, as R1
 # intends. Notebooks 00, 04 and 06 are where length and reflection emerge from RL alone.
 
+#
+# **Time.** Full mode was not re-measured after the notebooks became jupytext pairs; it trains a
+# cold-start SFT model, two RL runs of 200 steps, a rejection-sampling SFT model and a small student
+# (1,600 pretraining steps), each shown live. Measure it on your machine with
+# `python tools/run_notebooks.py 08`, which prints the time.
 # %%
 # This notebook runs on the kernel "Python (grpo-lab)", the project's .venv (`make setup`).
 # In any other Python (e.g. Colab) grpo_lab is missing, and this cell stops and says so: set

@@ -32,6 +32,11 @@
 # about an hour for the run and its control on a 2-core CPU), or loads the runs if they are already
 # in `runs/` (`grpo-lab demo --model smollm2-135m` and `... --control` write the same runs).
 
+#
+# **Time.** Training the two committed-recipe runs took 55.8 and 62.4 min of RL on a 2-core AMD EPYC with AVX-512 shared with other jobs (an upper bound). A 2-core AVX2 laptop
+# is slower; none was available to measure, but the project measured `make demo` at 9.4 min there
+# vs 3.4 min on an idle AVX-512 CPU, so expect up to ≈ 2.8× these times.
+# With both runs in `runs/` they are loaded; the base-model answers and exams still run.
 # %%
 # This notebook runs on the kernel "Python (grpo-lab)", the project's .venv (`make setup`).
 # In any other Python (e.g. Colab) grpo_lab is missing, and this cell stops and says so: set
@@ -193,10 +198,11 @@ shown.assign(completion=shown.completion.str.replace("\n", " ").str[:120])
 #   coin-flip control stayed at 0.00. Exam pass@1 rose from 0.000 to 0.358 (paired t 4.4).
 # - **Most of that is the answer moving to where the grader looks.** Whether the last number
 #   written is the right sum, format aside, went 0.26 → 0.35 (t 1.6, within noise); in the control
-#   it fell to 0.12. A 135M model's arithmetic did not clearly improve in 30 steps.
+#   it fell to 0.12 (`docs/real_model.md`, from these runs' exam samples; not recomputed here).
+#   A 135M model's arithmetic did not clearly improve in 30 steps.
 # - **A grader loophole**: math-verify evaluates expressions, so `<answer> 8 + 9 </answer>` (the
-#   question restated) is graded correct; 1.7% of the last exam's samples scored this way (see the
-#   table above: `8 + 9`). Counting plain integers only, pass@1 is 0.342.
+#   question restated) is graded correct (see the table above: `8 + 9`); `docs/real_model.md` counts
+#   1.7% of the last exam's samples scored this way, and pass@1 0.342 counting plain integers only.
 # - **No length growth, no reflection** on a task this easy: answers got shorter (31.6 → 19.9
 #   tokens) as the preamble went; the control's answers grew longer (31.6 → 40.8) with no reward
 #   behind it, which is why a length curve needs a control beside it.
