@@ -26,7 +26,7 @@
 # This notebook computes each piece by hand on a toy batch and checks it against `grpo_lab.grpo`.
 
 #
-# **Time.** Full mode: 19 s on a 2-core AMD EPYC with AVX-512 shared with other jobs (an upper bound). A 2-core AVX2 laptop
+# **Time.** Full mode: 12–19 s (two executions) on a 2-core AMD EPYC with AVX-512 shared with other jobs (an upper bound). A 2-core AVX2 laptop
 # is slower; none was available to measure, but the project measured `make demo` at 9.4 min there
 # vs 3.4 min on an idle AVX-512 CPU, so expect up to ≈ 2.8× these times.
 # %%
