@@ -270,7 +270,7 @@ class LivePlot:
         self.every, self.window, self.total = max(1, every), window, total
         self.rows: list[dict] = []
         self._start: tuple[float, int] | None = None  # (time, step) of the first step seen
-        self._exam = ""
+        self._line = self._exam = ""  # the last progress line, and the last exam's result
         self._text = self._figure = None
         try:
             from IPython import get_ipython
@@ -288,7 +288,8 @@ class LivePlot:
             self._start = (now, step - 1)  # the first step's own time is not measured here
         if not self.active:
             return
-        self._show_text(self.progress_line(step, metrics, now))
+        self._line = self.progress_line(step, metrics, now)
+        self._show_text(self._line + self._exam)
         last = self.total is not None and step >= self.total
         if step == self._start[1] + 1 or step % self.every == 0 or last:
             self._draw()
@@ -296,9 +297,12 @@ class LivePlot:
     def on_evaluate(self, trainer, step: int, result) -> None:
         self.rows.append({"step": step, **{f"eval/{k}": v for k, v in result.metrics.items()}})
         self._exam = f" · exam at step {step}: pass@1 {result.metrics.get('pass@1', float('nan')):.3f}"
+        if self.active and self._line:
+            self._show_text(self._line + self._exam)
 
     def on_train_end(self, trainer) -> None:
         if self.active and self.rows:
+            self._show_text(f"{self._line}{self._exam} · finished")
             self._draw()  # the last state stays in the cell's output
 
     def progress_line(self, step: int, metrics: dict, now: float) -> str:
@@ -316,7 +320,7 @@ class LivePlot:
             parts.append(f"{per_step:.1f} s/step")
             if self.total:
                 parts.append(f"≈ {per_step * (self.total - step) / 60:.1f} min left")
-        return " · ".join(parts) + self._exam
+        return " · ".join(parts)
 
     def _show_text(self, text: str) -> None:
         from IPython.display import display
