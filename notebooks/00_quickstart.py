@@ -130,7 +130,7 @@ from grpo_lab.notebook import demo_config, run_status
 cfg = demo_config(settings)  # the recipe above, seed 0, in RUNS/micro_r1_zero-seed0 (shortened in smoke mode)
 status = run_status(cfg)
 print(f"{cfg.run_dir}: {status}")
-if status != "finished":
+if status == "new":  # an interrupted run resumes: its progress line says how long is left
     print(estimate_run(cfg, reference_run=None if SMOKE else settings.shipped))
 
 # %%

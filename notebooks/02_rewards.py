@@ -23,6 +23,12 @@
 # the answer: one gives GRPO nothing to learn, the other is hacked — the policy satisfies the rule
 # and stops solving the task.
 
+#
+# **Time.** Full mode, training its two 100-step runs (each shown live): 8.4 min (506 s) on a
+# 2-core AMD EPYC with AVX-512 shared with other jobs (load average ~5; an upper bound). A 2-core
+# AVX2 laptop is slower; none was available to measure, but the project measured `make demo` at
+# 9.4 min there vs 3.4 min on an idle AVX-512 CPU, so expect up to ≈ 2.8× this. With both runs in
+# `runs/` they are loaded.
 # %%
 # This notebook runs on the kernel "Python (grpo-lab)", the project's .venv (`make setup`).
 # In any other Python (e.g. Colab) grpo_lab is missing, and this cell stops and says so: set

@@ -89,7 +89,7 @@ from grpo_lab.notebook import run_status
 
 status = run_status(cfg)
 print(f"{cfg.run_dir}: {status}")
-if status != "finished":
+if status == "new":  # an interrupted run resumes: its progress line says how long is left
     print(estimate_run(cfg, reference_run=None if SMOKE else settings.shipped))
 
 # %%
