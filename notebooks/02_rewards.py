@@ -1,16 +1,15 @@
 # ---
 # jupyter:
 #   jupytext:
-#     cell_metadata_filter: -all
-#     notebook_metadata_filter: kernelspec,-jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python (grpo-lab)
 #     language: python
-#     name: python3
+#     name: grpo-lab
 # ---
 
 # %% [markdown]
@@ -22,7 +21,7 @@
 # notebook scores completions with grpo-lab's rewards, then trains with rewards that do not check
 # the answer: one gives GRPO nothing to learn, the other is hacked — the policy satisfies the rule
 # and stops solving the task.
-
+#
 #
 # **Time.** Full mode, training its two 100-step runs (each shown live): 8.4 min (506 s) on a
 # 2-core AMD EPYC with AVX-512 shared with other jobs (load average ~5; an upper bound). A 2-core

@@ -1,16 +1,15 @@
 # ---
 # jupyter:
 #   jupytext:
-#     cell_metadata_filter: -all
-#     notebook_metadata_filter: kernelspec,-jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python (grpo-lab)
 #     language: python
-#     name: python3
+#     name: grpo-lab
 # ---
 
 # %% [markdown]
@@ -24,7 +23,7 @@
 # $\hat A_i = (r_i - \mathrm{mean}(r)) / \mathrm{std}(r)$ and the k3 estimator
 # $\mathrm{KL}_{it} = \pi_{ref}/\pi_\theta - \log(\pi_{ref}/\pi_\theta) - 1$.
 # This notebook computes each piece by hand on a toy batch and checks it against `grpo_lab.grpo`.
-
+#
 #
 # **Time.** Full mode: 12–19 s (two executions) on a 2-core AMD EPYC with AVX-512 shared with other jobs (an upper bound). A 2-core AVX2 laptop
 # is slower; none was available to measure, but the project measured `make demo` at 9.4 min there

@@ -1,16 +1,15 @@
 # ---
 # jupyter:
 #   jupytext:
-#     cell_metadata_filter: -all
-#     notebook_metadata_filter: kernelspec,-jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python (grpo-lab)
 #     language: python
-#     name: python3
+#     name: grpo-lab
 # ---
 
 # %% [markdown]
@@ -41,7 +40,7 @@
 # (the project's first recipe; at this rate the phenomena arrive within about 100 steps), 8 exam
 # samples a question, an exam every 25 steps. The main job uses lr 1.5e-4 × 500 steps instead,
 # because a large step makes the coin-flip control drift (`docs/micro_world.md`).
-
+#
 #
 # **Time.** Full mode, training all 14 runs (7 arms × 2 seeds, 150 steps each): 52 min on a 2-core AMD EPYC with AVX-512 shared with other jobs (an upper bound). A 2-core AVX2 laptop
 # is slower; none was available to measure, but the project measured `make demo` at 9.4 min there

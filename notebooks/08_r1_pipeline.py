@@ -1,16 +1,15 @@
 # ---
 # jupyter:
 #   jupytext:
-#     cell_metadata_filter: -all
-#     notebook_metadata_filter: kernelspec,-jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python (grpo-lab)
 #     language: python
-#     name: python3
+#     name: grpo-lab
 # ---
 
 # %% [markdown]
@@ -35,7 +34,7 @@
 #
 # **Not emergence.** Here long, self-checking answers are *taught* by the cold-start data, as R1
 # intends. Notebooks 00, 04 and 06 are where length and reflection emerge from RL alone.
-
+#
 #
 # **Time.** Full mode was not re-measured after the notebooks became jupytext pairs; it trains a
 # cold-start SFT model, two RL runs of 200 steps, a rejection-sampling SFT model and a small student

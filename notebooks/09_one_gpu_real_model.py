@@ -1,16 +1,15 @@
 # ---
 # jupyter:
 #   jupytext:
-#     cell_metadata_filter: -all
-#     notebook_metadata_filter: kernelspec,-jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python (grpo-lab)
 #     language: python
-#     name: python3
+#     name: grpo-lab
 # ---
 
 # %% [markdown]
@@ -31,7 +30,7 @@
 # In smoke mode (CI) the notebook trains 2 tiny steps; in full mode it trains the recipe (30 steps;
 # about an hour for the run and its control on a 2-core CPU), or loads the runs if they are already
 # in `runs/` (`grpo-lab demo --model smollm2-135m` and `... --control` write the same runs).
-
+#
 #
 # **Time.** Training the two committed-recipe runs took 55.8 and 62.4 min of RL on a 2-core AMD EPYC with AVX-512 shared with other jobs (an upper bound). A 2-core AVX2 laptop
 # is slower; none was available to measure, but the project measured `make demo` at 9.4 min there

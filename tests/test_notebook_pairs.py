@@ -77,3 +77,36 @@ def test_the_first_code_cell_installs_nothing_unless_asked(ipynb):
     first = next(c for c in nbformat.read(ipynb, as_version=4).cells if c.cell_type == "code")
     assert "from grpo_lab.notebook import setup_notebook" in first.source
     assert "INSTALL = False" in first.source, "a foreign interpreter is changed only when the learner says so"
+
+
+@pytest.mark.parametrize("ipynb", IPYNBS, ids=lambda p: p.stem)
+def test_py_source_is_in_jupytext_layout_with_the_project_kernel(ipynb):
+    text = ipynb.with_suffix(".py").read_text()
+    notebook = jupytext.reads(text, fmt="py:percent")
+    assert notebook.metadata.get("kernelspec") == KERNELSPEC
+    assert jupytext.writes(notebook, fmt="py:percent") == text, "run `python tools/sync_notebooks.py` to re-lay it out"
+
+
+def test_opening_and_saving_in_jupyterlab_rewrites_no_file(tmp_path):
+    """JupyterLab with jupytext (the dev extra) reads and writes both files of a pair on save."""
+    import asyncio
+    import shutil
+
+    from jupytext.async_contentsmanager import AsyncTextFileContentsManager
+
+    shutil.copy(NOTEBOOKS.parent / "jupytext.toml", tmp_path)
+    (tmp_path / "notebooks").mkdir()
+    for ipynb in IPYNBS:
+        for path in (ipynb, ipynb.with_suffix(".py")):
+            shutil.copy(path, tmp_path / "notebooks" / path.name)
+    manager = AsyncTextFileContentsManager(root_dir=str(tmp_path))
+
+    async def open_and_save(name: str) -> None:
+        model = await manager.get(name)
+        await manager.save({"type": "notebook", "format": "json", "content": model["content"]}, name)
+
+    for ipynb in IPYNBS:
+        name = f"notebooks/{ipynb.name}"
+        asyncio.run(open_and_save(name))
+        for path in (ipynb, ipynb.with_suffix(".py")):
+            assert (tmp_path / "notebooks" / path.name).read_text() == path.read_text(), f"saving {name} rewrote {path.name}"

@@ -45,8 +45,13 @@ def normalise(nb) -> None:
 
 
 def sync(ipynb: Path) -> None:
-    """Write ipynb from its .py twin, keeping outputs of cells whose source did not change."""
-    source = jupytext.read(ipynb.with_suffix(".py"))
+    """Write ipynb from its .py twin, keeping outputs of cells whose source did not change.
+
+    The .py is written back in jupytext's own layout (and with the project's kernel in its
+    header), so that JupyterLab's jupytext, saving the pair, rewrites neither file.
+    """
+    py = ipynb.with_suffix(".py")
+    source = jupytext.read(py)
     current = nbformat.read(ipynb, as_version=4) if ipynb.exists() else None
     if current is not None:
         from jupytext.combine import combine_inputs_with_outputs
@@ -54,6 +59,7 @@ def sync(ipynb: Path) -> None:
         source = combine_inputs_with_outputs(source, current, fmt="py:percent")
     normalise(source)
     nbformat.write(source, ipynb)
+    jupytext.write(source, py, fmt="py:percent")
 
 
 def select(args: list[str]) -> list[Path]:
