@@ -129,6 +129,7 @@ def run_or_load(config: Config, *, restart: bool = False, live: bool = False, **
     `live=True` adds a `grpo_lab.plots.LivePlot` (curves and a progress line while it trains).
     """
     from grpo_lab.trainer import GRPOTrainer  # here, so that setup_notebook's filters are in place first
+
     run_dir = Path(trainer_kwargs.get("run_dir") or config.run_dir)
     status = run_status(config, run_dir)
     if status == "finished" and not restart:
