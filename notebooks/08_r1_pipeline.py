@@ -36,10 +36,11 @@
 # intends. Notebooks 00, 04 and 06 are where length and reflection emerge from RL alone.
 #
 #
-# **Time.** Full mode was not re-measured after the notebooks became jupytext pairs; it trains a
-# cold-start SFT model, two RL runs of 200 steps, a rejection-sampling SFT model and a small student
-# (1,600 pretraining steps), each shown live. Measure it on your machine with
-# `python tools/run_notebooks.py 08`, which prints the time.
+# **Time.** Full mode, training everything (a cold-start SFT model, two RL runs of 200 steps, a
+# rejection-sampling SFT model and a small student with 1,600 pretraining steps; each RL run shown
+# live): 22.7 min (1364 s) on a 2-core AMD EPYC with AVX-512 shared with other jobs (an upper
+# bound). A 2-core AVX2 laptop is slower; none was available to measure, but the project measured
+# `make demo` at 9.4 min there vs 3.4 min on an idle AVX-512 CPU, so expect up to ≈ 2.8× this.
 # %%
 # This notebook runs on the kernel "Python (grpo-lab)", the project's .venv (`make setup`).
 # In any other Python (e.g. Colab) grpo_lab is missing, and this cell stops and says so: set
