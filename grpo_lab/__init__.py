@@ -11,6 +11,8 @@ One module per concept:
     tracking    wandb (offline by default) + a local run log that loads into pandas
     plots       R1-Zero-style figures;  report: PNGs + markdown for a run
     micro_world the embedded tiny base model and its tasks
+    notebook    the notebooks' shared set-up and run_or_load (train, resume or load a run)
+    estimate    a short probe that projects a run's time and memory on this machine
 """
 
 from grpo_lab.config import Config, ConfigError, load_config
@@ -18,4 +20,14 @@ from grpo_lab.tracking import load_completions, load_run, load_runs
 
 __version__ = "0.1.0"
 
-__all__ = ["Config", "ConfigError", "load_config", "load_run", "load_runs", "load_completions", "__version__"]
+__all__ = ["Config", "ConfigError", "load_config", "load_run", "load_runs", "load_completions", "run_or_load",
+           "__version__"]
+
+
+def __getattr__(name: str):
+    """`grpo_lab.run_or_load`, imported on first use: it needs torch, and `import grpo_lab` stays light."""
+    if name == "run_or_load":
+        from grpo_lab.notebook import run_or_load
+
+        return run_or_load
+    raise AttributeError(f"module 'grpo_lab' has no attribute {name!r}")

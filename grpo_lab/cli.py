@@ -8,22 +8,12 @@ import json
 import os
 import sys
 import time
-from importlib import resources
 from pathlib import Path
 
-from grpo_lab.config import ConfigError, load_config
+from grpo_lab.config import ConfigError, load_config, packaged_config  # noqa: F401  (grpo_lab.cli.packaged_config is public)
 from grpo_lab.rundir import RunDirectoryLock
 
 DEFAULT_CONFIG = "micro_r1_zero"
-
-
-def packaged_config(name: str) -> Path:
-    """A config shipped with the package (grpo_lab/configs/NAME.yaml)."""
-    path = Path(str(resources.files("grpo_lab") / "configs" / f"{name}.yaml"))
-    if not path.exists():
-        available = sorted(p.stem for p in path.parent.glob("*.yaml"))
-        raise FileNotFoundError(f"no packaged config {name!r}; available: {available}")
-    return path
 
 
 def resolve_config_path(spec: str) -> Path:

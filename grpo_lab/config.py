@@ -19,6 +19,7 @@ import types
 import typing
 import warnings
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, Union
 
@@ -509,3 +510,12 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     if path is None:
         return Config().with_overrides(overrides or [])
     return Config.from_yaml(path, overrides)
+
+
+def packaged_config(name: str) -> Path:
+    """A config shipped with the package (grpo_lab/configs/NAME.yaml)."""
+    path = Path(str(resources.files("grpo_lab") / "configs" / f"{name}.yaml"))
+    if not path.exists():
+        available = sorted(p.stem for p in path.parent.glob("*.yaml"))
+        raise FileNotFoundError(f"no packaged config {name!r}; available: {available}")
+    return path

@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from tqdm.auto import tqdm
 
 from grpo_lab.checkpoint import (
@@ -46,7 +45,6 @@ from grpo_lab.lean_forward import use_lean as use_lean_forward
 from grpo_lab.logprobs import micro_batches, per_token_logps, per_token_logps_in_parts, training_batch
 from grpo_lab.metrics import completion_metrics, reward_metrics
 from grpo_lab.models import ReferencePolicy, add_lora, load_model_and_tokenizer, trainable_parameters
-from grpo_lab.plain import to_plain
 from grpo_lab.rewards import check_reward_functions, compute_rewards, get_reward_function, is_correct
 from grpo_lab.rollout import Rollout
 from grpo_lab.run_state import RunState
@@ -521,40 +519,3 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def run_or_load(config: Config, **trainer_kwargs):
-    """Train the config's run, or load it when its run directory already holds a finished run.
-
-    Notebooks use this so that one run (e.g. notebook 04's) serves the notebooks that analyse it,
-    and re-executing a notebook does not retrain. Returns the run's DataFrame (grpo_lab.load_run).
-    A finished run is reused only if it was trained with the same recipe (every config value
-    except `tracking`, which only says where and how to log). A finished run with another recipe
-    raises instead of being overwritten or silently reused: delete it or pick another run_dir.
-    """
-    run_dir = Path(trainer_kwargs.get("run_dir") or config.run_dir)
-    summary = run_dir / "summary.json"
-    if summary.exists():
-        done = read_summary(summary)
-        if done.get("final"):
-            saved_dict = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
-            # Through Config so that keys added since the run was made read as their defaults.
-            saved = _recipe(Config.from_dict(saved_dict, source=str(run_dir / "config.yaml")).to_dict())
-            wanted = _recipe(config.to_dict())
-            if saved != wanted:
-                changed = sorted(
-                    f"{group}.{key}: {saved.get(group, {}).get(key)!r} (run) vs {value!r} (now)"
-                    for group, values in wanted.items() if isinstance(values, dict)
-                    for key, value in values.items() if saved.get(group, {}).get(key) != value
-                ) or ["(top-level values differ)"]
-                raise FileExistsError(
-                    f"{run_dir} holds a finished run with a different config: " + "; ".join(changed)
-                    + ". Delete that directory to retrain, or set tracking.run_dir to another one."
-                )
-            return load_run(run_dir)
-    return GRPOTrainer(config, **trainer_kwargs).train()
-
-
-def _recipe(config: dict) -> dict:
-    """The parts of a config dict that change what a run learns (everything but `tracking`)."""
-    return {k: v for k, v in to_plain(config).items() if k != "tracking"}

@@ -1,14 +1,15 @@
-"""Helpers the notebooks lean on: run_or_load, load_policy, load_eval_samples, LivePlot."""
+"""Helpers the notebooks lean on: run_or_load, estimate_run, load_policy, load_eval_samples, LivePlot."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+from grpo_lab.estimate import count_exams, estimate_run
 from grpo_lab.evaluate import load_eval_samples
 from grpo_lab.models import load_policy
+from grpo_lab.notebook import run_or_load, run_status
 from grpo_lab.plots import LivePlot
-from grpo_lab.trainer import run_or_load
 from tests.conftest import tiny_config
 
 
@@ -62,3 +63,100 @@ def test_live_plot_is_silent_outside_jupyter_but_collects_metrics(tiny_model_dir
     run_or_load(cfg, callbacks=[live])
     assert not live.active
     assert [r["step"] for r in live.rows if "reward" in r] == [1, 2]
+
+
+class _InterruptAt:
+    """A callback that raises KeyboardInterrupt after `step`, as Kernel > Interrupt does mid-run."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step_end(self, trainer, step, metrics):
+        if step == self.step:
+            raise KeyboardInterrupt
+
+    def on_evaluate(self, trainer, step, result): ...
+
+    def on_train_end(self, trainer): ...
+
+
+def _metrics(run_dir):
+    from grpo_lab.tracking import read_jsonl
+
+    return [{k: v for k, v in r.items() if k != "step_time" and not k.startswith("time/")}
+            for r in read_jsonl(run_dir / "metrics.jsonl")]
+
+
+def test_run_or_load_resumes_an_interrupted_run_exactly(tiny_model_dir, tiny_exam, tmp_path):
+    from tests.test_resume import assert_same_records
+
+    torch.set_num_threads(1)
+    reference = tiny_config(tiny_model_dir, tiny_exam, tmp_path / "reference", steps=4).with_overrides(
+        ["tracking.save_every=1", "eval.every=2"])
+    run_or_load(reference)
+    cfg = reference.with_overrides([f"tracking.run_dir={tmp_path / 'run'}"])
+    with pytest.raises(KeyboardInterrupt):
+        run_or_load(cfg, callbacks=[_InterruptAt(3)])
+    assert run_status(cfg) == "interrupted (checkpoint at step 2)"  # step 3 was logged, not saved
+    df = run_or_load(cfg)  # what running the cell again does
+    assert run_status(cfg) == "finished" and df["step"].max() == 4
+    assert_same_records(_metrics(tmp_path / "run"), _metrics(tmp_path / "reference"), "metrics")
+    assert not (tmp_path / "run" / "previous").exists()  # resumed, not restarted
+
+
+def test_run_or_load_restarts_only_when_asked_and_keeps_the_earlier_run(tiny_model_dir, tiny_exam, tmp_path):
+    cfg = tiny_config(tiny_model_dir, tiny_exam, tmp_path / "run", steps=2)
+    run_or_load(cfg)
+    first = (tmp_path / "run" / "metrics.jsonl").read_bytes()
+    run_or_load(cfg, restart=True)
+    [previous] = (tmp_path / "run" / "previous").iterdir()
+    assert (previous / "metrics.jsonl").read_bytes() == first
+
+
+def test_run_status_of_a_directory_without_a_run_is_new(tiny_model_dir, tiny_exam, tmp_path):
+    assert run_status(tiny_config(tiny_model_dir, tiny_exam, tmp_path / "nothing")) == "new"
+
+
+def test_estimate_run_measures_a_probe_and_leaves_the_real_run_unchanged(tiny_model_dir, tiny_exam, tmp_path):
+    torch.set_num_threads(1)
+    cfg = tiny_config(tiny_model_dir, tiny_exam, tmp_path / "plain", steps=3).with_overrides(["eval.every=2"])
+    run_or_load(cfg)
+    estimate = estimate_run(cfg, probe_steps=2)
+    probed = cfg.with_overrides([f"tracking.run_dir={tmp_path / 'after_probe'}"])
+    run_or_load(probed)
+    assert _metrics(tmp_path / "after_probe") == _metrics(tmp_path / "plain")
+    assert (estimate.steps, estimate.exams) == (3, 3)  # exams at steps 0, 2 and the end
+    assert estimate.step_seconds > 0 and estimate.exam_seconds > 0 and estimate.peak_memory_bytes > 0
+    projected = estimate.load_seconds + 3 * estimate.step_seconds + 3 * estimate.exam_seconds
+    assert estimate.total_seconds == pytest.approx(projected)
+    assert str(estimate).startswith("≈ ") and "min on this machine" in str(estimate)
+    assert not list(tmp_path.glob("grpo-lab-probe-*"))
+
+
+def test_count_exams_counts_the_start_every_n_steps_and_the_end(tiny_model_dir, tiny_exam, tmp_path):
+    cfg = tiny_config(tiny_model_dir, tiny_exam, tmp_path / "run", steps=500)
+    assert count_exams(cfg.with_overrides(["eval.every=50"])) == 11
+    assert count_exams(cfg.with_overrides(["eval.every=0"])) == 2
+    assert count_exams(cfg.with_overrides(["eval.every=30", "eval.at_start=false"])) == 17
+
+
+def test_estimate_run_scales_by_a_reference_runs_growth(tiny_model_dir, tiny_exam, tmp_path):
+    from grpo_lab.estimate import _growth
+
+    run = tmp_path / "ref"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text("".join(f'{{"step": {s}, "step_time": {t}}}\n' for s, t in
+                                               enumerate([1.0, 1.0, 2.0, 4.0], start=1)))
+    assert _growth(run, 2) == pytest.approx(2.0)  # mean 2.0 over a start of 1.0
+    with pytest.raises(ValueError, match="no step_time logged for more than 4 steps"):
+        _growth(run, 4)
+
+
+def test_live_plot_progress_line_names_the_phenomena_and_the_time_left():
+    live = LivePlot(every=10, total=100)
+    metrics = {"reward": 0.5, "accuracy": 0.25, "completions/mean_length": 40.2, "phenomena/reflection_rate": 0.1}
+    live.on_step_end(None, 1, metrics)
+    start = live._start[0]
+    line = live.progress_line(11, metrics, start + 20.0)  # 10 steps in 20 s
+    assert line == ("step 11/100 · reward 0.50 · accuracy 0.25 · length 40 · reflection 0.10 · 2.0 s/step"
+                    " · ≈ 3.0 min left")

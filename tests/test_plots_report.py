@@ -159,10 +159,13 @@ def test_panels_draw_into_a_given_axis(df):
     assert ax.get_lines()
 
 
-def test_r1_zero_figure_has_the_panels_side_by_side(df):
+def test_r1_zero_figure_has_the_four_panels_in_a_two_by_two_grid_at_notebook_width(df):
     fig = plots.plot_r1_zero_figures(df)
     assert len(fig.axes) == len(plots.PANELS) == 4
     assert all(ax.get_lines() for ax in fig.axes)
+    grid = [(ax.get_subplotspec().rowspan.start, ax.get_subplotspec().colspan.start) for ax in fig.axes]
+    assert grid == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert fig.get_figwidth() <= 10  # legible without shrinking in a normal notebook column
 
 
 def test_compare_runs_draws_one_curve_per_run_having_the_key(df):

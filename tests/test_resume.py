@@ -28,9 +28,10 @@ from safetensors.torch import load_file
 from grpo_lab import cli
 from grpo_lab.checkpoint import CheckpointCorrupt, verify_checkpoint
 from grpo_lab.config import Config, ConfigError
+from grpo_lab.notebook import run_or_load
 from grpo_lab.rundir import RunDirectoryBusy
 from grpo_lab.tracking import read_jsonl
-from grpo_lab.trainer import GRPOTrainer, latest_checkpoint, run_or_load
+from grpo_lab.trainer import GRPOTrainer, latest_checkpoint
 
 STEPS = 6
 TOL = 1e-6

@@ -6,8 +6,12 @@
 Order: notebooks that need no RL run first; then 04, whose run (the demo recipe, seed 0) is loaded
 by 00, 05 and 06 from notebooks/runs/; then the notebooks with their own runs. Each notebook's
 wall time is printed. Outputs are cleaned for committing: no progress bars, no absolute paths
-(the repository root is written as "."), no per-cell timing metadata; a notebook over 2 MB or
-with a machine path left in it is reported as an error.
+(the repository root is written as "."), no per-cell timing metadata, and the metadata normalised
+as tools/sync_notebooks.py does (the project's kernel, so JupyterLab opens it unmodified); a
+notebook over 2 MB or with a machine path left in it is reported as an error. The notebooks run on
+this interpreter (the "python3" kernel of the environment running this script).
+
+Runs already in notebooks/runs/ are loaded, not retrained (grpo_lab.notebook.run_or_load).
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sync_notebooks import normalise  # noqa: E402  (a sibling script, not a package)
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -114,6 +121,7 @@ def main(args: list[str]) -> int:
         seconds = time.time() - t
         total += seconds
         clean(nb)
+        normalise(nb)
         nbformat.write(nb, path)
         problems += check(path)
         print(f"{path.name}: {seconds:.0f} s, {path.stat().st_size / 1e3:.0f} kB", flush=True)
