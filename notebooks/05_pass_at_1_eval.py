@@ -146,6 +146,7 @@ samples.groupby("operands")["length"].describe()[["count", "mean", "std", "min",
 # %%
 from grpo_lab.data import load_exam
 from grpo_lab.evaluate import evaluate_model
+from grpo_lab.exam import exam_seed
 from grpo_lab.models import load_model_and_tokenizer, load_policy
 
 base, tokenizer = load_model_and_tokenizer(cfg.with_overrides(["model.use_lora=false"]).model)
@@ -154,10 +155,10 @@ exam = load_exam(cfg.eval.exam)
 e, g = cfg.eval, cfg.grpo
 
 def sit_exam(model, step, temperature):
-    """The trainer's exam for `step` (grpo_lab/trainer.py, GRPOTrainer.evaluate), at another temperature."""
+    """The trainer's exam for `step` (grpo_lab.exam.run_exam: same seed), at another temperature."""
     return evaluate_model(model, tokenizer, exam, k=e.k, temperature=temperature, top_p=e.top_p,
                           max_new_tokens=e.max_new_tokens or g.max_new_tokens, template=cfg.data.template,
-                          stop_strings=g.stop_strings, batch_size=e.batch_size, seed=g.seed * 1_000_003 + step,
+                          stop_strings=g.stop_strings, batch_size=e.batch_size, seed=exam_seed(g.seed, step),
                           lexicon=e.lexicon).metrics
 
 rows = []

@@ -211,6 +211,7 @@ import numpy as np
 
 from grpo_lab.data import load_exam
 from grpo_lab.evaluate import evaluate_model
+from grpo_lab.exam import exam_seed
 from grpo_lab.models import load_model_and_tokenizer, load_policy
 
 base, tokenizer = load_model_and_tokenizer(cfg.with_overrides(["model.use_lora=false"]).model)
@@ -220,10 +221,10 @@ FORBID = ["wait"]
 e, g = cfg.eval, cfg.grpo
 
 def exam_of(model, step, forbid=()):
-    """The trainer's exam for `step` (grpo_lab/trainer.py, GRPOTrainer.evaluate), optionally with phrases forbidden."""
+    """The trainer's exam for `step` (grpo_lab.exam.run_exam: same seed), optionally with phrases forbidden."""
     return evaluate_model(model, tokenizer, exam, k=e.k, temperature=e.temperature, top_p=e.top_p,
                           max_new_tokens=e.max_new_tokens or g.max_new_tokens, template=cfg.data.template,
-                          stop_strings=g.stop_strings, batch_size=e.batch_size, seed=g.seed * 1_000_003 + step,
+                          stop_strings=g.stop_strings, batch_size=e.batch_size, seed=exam_seed(g.seed, step),
                           lexicon=e.lexicon, forbid_phrases=forbid)
 
 causal = {(who, when): exam_of(model, step, forbid) for who, model, step in (("base", base, 0), ("trained", trained, FINAL))
