@@ -52,6 +52,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         from grpo_lab.samplers.vllm import check_vllm_available
 
         check_vllm_available()
+    if args.estimate:  # a short probe of this recipe on this machine, projected over the run; trains nothing
+        from grpo_lab.estimate import estimate_run
+
+        _set_cpu_threads()
+        print(estimate_run(cfg))
+        return 0
     # Locked before torch and the model are loaded: a second `train` into the same directory stops at once.
     with RunDirectoryLock(run_dir) as lock:
         from grpo_lab.report import write_report
@@ -227,6 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN_DIR",
                    help="continue a run from its newest intact checkpoint, with the run's own config (--set may "
                         "raise grpo.steps or change tracking.wandb_*/progress)")
+    p.add_argument("--estimate", action="store_true",
+                   help="time a 2-step probe and one exam here (in a temporary directory), print the projected "
+                        "run time and peak memory, and exit without training")
     add_set(p)
     p.set_defaults(func=cmd_train)
 
