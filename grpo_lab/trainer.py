@@ -42,6 +42,7 @@ from grpo_lab.config import Config, ConfigError
 from grpo_lab.data import PromptSource, format_prompt, load_exam
 from grpo_lab.evaluate import ExamResult, evaluate_model
 from grpo_lab.grpo import compute_advantages, entropy_from_logits, grpo_loss, selective_log_probs
+from grpo_lab.health import HealthMonitor, unparsed_ratio  # issue 17: run-health checks, unparsed answers
 from grpo_lab.models import ReferencePolicy, add_lora, load_model_and_tokenizer, trainable_parameters
 from grpo_lab.phenomena import count_reflections
 from grpo_lab.rewards import check_reward_functions, compute_rewards, get_reward_function, is_correct, seed_coin_flips
@@ -399,6 +400,7 @@ class GRPOTrainer:
             eval_dir.mkdir(parents=True, exist_ok=True)
             result.per_question.to_csv(eval_dir / f"questions_step{step:06d}.csv", index=False)
             result.samples.to_json(eval_dir / f"samples_step{step:06d}.jsonl", orient="records", lines=True)
+            self.logger.log_watched(step, result, self.config.eval.watch)  # issue 17: watched questions
         for cb in self.callbacks:
             cb.on_evaluate(self, step, result)
         return result
@@ -465,6 +467,7 @@ class GRPOTrainer:
                 if checkpoint is not None and self.step not in self._restored_eval:
                     step = self.step
                     self.logger.drop_metrics(lambda r: r.get("step") == step and any(k.startswith("eval/") for k in r))
+            self.monitor = HealthMonitor.attach(self.logger, cfg)  # issue 17: run health (grpo_lab/health.py)
             if self._eval_due(self.step) and not self._evaluated(self.step):
                 result = self.evaluate()
                 if self.step == 0:
@@ -474,8 +477,10 @@ class GRPOTrainer:
             bar = tqdm(total=g.steps, initial=self.step, desc=cfg.name, disable=not tr.progress)
             while self.step < g.steps:
                 metrics = self.training_step()
+                metrics["completions/unparsed_ratio"] = unparsed_ratio(self._last_rollout.completions)  # issue 17
                 self.step += 1
                 self.logger.log(metrics, step=self.step)
+                self.monitor.check(self.step, metrics)  # issue 17: warns, writes events.jsonl and wandb
                 if tr.log_completions_every and self.step % tr.log_completions_every == 0:
                     self._log_completions()
                 for cb in self.callbacks:
@@ -483,7 +488,8 @@ class GRPOTrainer:
                 bar.update(1)
                 bar.set_postfix(reward=f"{metrics['reward']:.2f}", acc=f"{metrics['accuracy']:.2f}",
                                 len=f"{metrics['completions/mean_length']:.0f}",
-                                refl=f"{metrics['phenomena/reflection_rate']:.2f}")
+                                refl=f"{metrics['phenomena/reflection_rate']:.2f}",
+                                health=self.monitor.status())  # issue 17
                 if self.nonfinite_in_a_row >= g.max_nonfinite_steps:
                     self._stop_nonfinite()
                 if self._eval_due(self.step):
