@@ -259,9 +259,12 @@ def answer_is_readable(pred: str | None) -> bool:
     """Whether the grader can read an extracted answer at all, right or wrong.
 
     False for no answer (None: no closed ``<answer>`` tag, or an empty one), an answer over
-    :data:`MAX_ANSWER_CHARS`, and text that is neither a plain number nor anything math-verify
-    parses as math (e.g. "the sum"). Such completions score 0 like wrong answers do, but they are
-    a different problem (a format or a length cap, not arithmetic), hence their own metric.
+    :data:`MAX_ANSWER_CHARS`, and prose: text in which math-verify finds no math as written and
+    that reads as words (a run of 4+ letters, or two words of 2+ letters, outside LaTeX commands),
+    e.g. "the sum of them". Why the word rule: wrapped in ``$…$`` (as the grader wraps answers)
+    any letters parse as a product of variables, so parsing alone cannot tell prose from ``x^2+1``.
+    Such completions score 0 like wrong answers do, but they are a different problem (a format or
+    a length cap, not the arithmetic), hence their own metric.
     """
     if pred is None or not pred.strip() or len(pred) > MAX_ANSWER_CHARS:
         return False
@@ -270,7 +273,12 @@ def answer_is_readable(pred: str | None) -> bool:
     from math_verify import parse  # imported lazily: it pulls in sympy
 
     timeout_s = _math_verify_timeout()
-    return bool(parse(_as_latex(pred), parsing_timeout=timeout_s) or parse(pred, parsing_timeout=timeout_s))
+    if parse(pred, parsing_timeout=timeout_s):
+        return True
+    words = re.findall(r"[A-Za-z]{2,}", re.sub(r"\\[A-Za-z]+", " ", pred))
+    if any(len(w) >= 4 for w in words) or len(words) >= 2:
+        return False
+    return bool(parse(_as_latex(pred), parsing_timeout=timeout_s))
 
 
 def unparsed_ratio(completions: Sequence[str]) -> float:

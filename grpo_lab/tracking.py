@@ -434,8 +434,9 @@ class RunLogger:
             q = int(sample["question_idx"])
             rows.append({"question_idx": q, "question": per_question.iloc[q]["question"],
                          "answer": per_question.iloc[q]["answer"],
-                         **{k: sample[k] for k in ("sample_idx", "completion", "extracted", "correct", "length",
-                                                   "n_reflections") if k in sample}})
+                         **{k: (None if _is_missing(sample[k]) else sample[k])
+                            for k in ("sample_idx", "completion", "extracted", "correct", "length", "n_reflections")
+                            if k in sample}})
         self._log_rows(self.watched_path, "watched", step, rows)
 
     def log_health(self, alert: Any) -> None:
@@ -553,6 +554,11 @@ def _call_with_timeout(fn: Callable[[], Any], timeout: float, what: str) -> Any:
     if "error" in result:
         raise result["error"]
     return result["value"]
+
+
+def _is_missing(value: Any) -> bool:
+    """NaN / None (pandas writes a missing extracted answer as NaN; JSON gets null instead)."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def _wandb_table(records: list[dict[str, Any]]) -> Any:
