@@ -732,20 +732,21 @@ def _question_index(run_dir: Path, question: int | str, samples: pd.DataFrame) -
 # wandb's offline files
 
 
-def offline_wandb_runs(run_dir: str | Path) -> list[Path]:
+def offline_wandb_runs(run_dir: str | Path, wandb_dir: str | Path | None = None) -> list[Path]:
     """The offline wandb run directories of a run (what `wandb sync` uploads), oldest first.
 
     They are in RUN_DIR/wandb/ (or $WANDB_DIR/wandb/ when WANDB_DIR was set while training), named
     offline-run-<time>-<run id>; the run id is in RUN_DIR/wandb_run_id. Upload with
     `wandb sync RUN_DIR/wandb/offline-run-*`. Attempts that a resume superseded are named
     superseded-offline-run-… and are not listed (the resumed run holds all their steps).
+    `wandb_dir`: the WANDB_DIR the run was trained with, if it is not set now.
     """
     run_dir = Path(run_dir)
     id_path = run_dir / "wandb_run_id"
     if not id_path.exists():
         return []
     run_id = id_path.read_text().strip()
-    roots = [run_dir / "wandb"] + ([Path(os.environ["WANDB_DIR"]) / "wandb"] if os.environ.get("WANDB_DIR") else [])
+    roots = [run_dir / "wandb"] + [Path(d) / "wandb" for d in (wandb_dir, os.environ.get("WANDB_DIR")) if d]
     found = {p for root in roots for p in root.glob(f"offline-run-*-{run_id}") if p.is_dir()}
     return sorted(found, key=lambda p: p.name)
 
@@ -826,10 +827,13 @@ def offline_wandb_history(path: str | Path) -> list[dict[str, Any]]:
     for record in read_offline_wandb(path):
         if record.WhichOneof("record_type") != "history":
             continue
-        row = {}
+        row: dict[str, Any] = {}
         for item in record.history.item:
-            key = item.key or "/".join(item.nested_key)
-            row[key] = json.loads(item.value_json)
+            path = [item.key] if item.key else list(item.nested_key)
+            node = row
+            for part in path[:-1]:  # a logged Table is stored as nested keys: table/_type, table/path, ...
+                node = node.setdefault(part, {})
+            node[path[-1]] = json.loads(item.value_json)
         row["_step"] = int(record.history.step.num)
         rows.append(row)
     return rows
