@@ -13,6 +13,7 @@ run with the current default thresholds (none should, on these runs). See grpo_l
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 from pathlib import Path
 
@@ -20,6 +21,11 @@ from grpo_lab.bands import REFERENCE_DIR, make_reference
 
 RECIPES = {"micro_r1_zero": "main", "micro_coin_flip": "control"}
 """Reference name → the run-directory prefix benchmarks/micro_acceptance.py uses for it."""
+
+
+def _summary(run_dir: Path) -> dict:
+    path = run_dir / "summary.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 
 def main() -> int:
@@ -37,9 +43,13 @@ def main() -> int:
         commit = None
     for name, prefix in RECIPES.items():
         runs = [args.root / f"{prefix}-seed{seed}" for seed in args.seeds]
-        missing = [str(r) for r in runs if not (r / "summary.json").exists()]
-        if missing:
-            raise SystemExit(f"not finished (no summary.json): {', '.join(missing)}; run benchmarks/micro_acceptance.py first")
+        finished = [r for r in runs if "final" in _summary(r)]
+        for r in runs:
+            if r not in finished:
+                print(f"skipping {r}: not finished (no final exam in summary.json)")
+        if not finished:
+            raise SystemExit(f"no finished {prefix} run under {args.root}; run benchmarks/micro_acceptance.py first")
+        runs = finished
         ref = make_reference(name, runs, train_bin=args.bin)
         ref.source = {"made_by": "benchmarks/make_reference_bands.py", "runs": "benchmarks/micro_acceptance.py",
                       "code_commit": commit}

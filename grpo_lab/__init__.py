@@ -9,13 +9,16 @@ One module per concept:
     evaluate    pass@1 over k samples, cons@k, unbiased pass@k
     phenomena   response length, reflection ("aha") counting
     tracking    wandb (offline by default) + a local run log that loads into pandas
+    health      run-health checks;  bands: reference bands;  compare: runs side by side
     plots       R1-Zero-style figures;  report: PNGs + markdown for a run
     micro_world the embedded tiny base model and its tasks
 """
 
+from grpo_lab.compare import compare_runs
 from grpo_lab.config import Config, ConfigError, load_config
-from grpo_lab.tracking import load_completions, load_run, load_runs
+from grpo_lab.tracking import load_completions, load_run, load_runs, watched_answers
 
 __version__ = "0.1.0"
 
-__all__ = ["Config", "ConfigError", "load_config", "load_run", "load_runs", "load_completions", "__version__"]
+__all__ = ["Config", "ConfigError", "load_config", "load_run", "load_runs", "load_completions", "compare_runs",
+           "watched_answers", "__version__"]
