@@ -267,16 +267,35 @@ def run_alerts(run_dir: str | Path) -> list[dict[str, Any]]:
     return [a.to_dict() for a in check_records(read_jsonl(run_dir / "metrics.jsonl"), config.health)]
 
 
+CHECK_METRICS: dict[str, str] = {
+    "truncated": "completions/clipped_ratio", "no_signal": "frac_reward_zero_std", "format_stuck": "rewards/*format*/mean",
+    "unparsed": "completions/unparsed_ratio", "entropy_collapse": "entropy", "kl_blowup": "kl", "nonfinite": "loss",
+}
+"""The metric each check reads (format_stuck: every format reward's mean)."""
+
+
+def _watches(check: str, key: str) -> bool:
+    if check == "format_stuck":
+        return key.startswith("rewards/") and "format" in key and key.endswith("/mean")
+    return key == CHECK_METRICS[check]
+
+
 def health_report(run_dir: str | Path) -> pd.DataFrame:
     """One row per check: whether it fired, at which step, the value, and what it means / what to try.
 
     The table a notebook shows as the run's health panel (and `grpo-lab report` summarises).
     """
+    from grpo_lab.tracking import read_jsonl
+
     fired = {a["check"]: a for a in run_alerts(run_dir)}
+    logged = {k for r in read_jsonl(Path(run_dir) / "metrics.jsonl") for k in r}
     rows = []
     for name, c in CHECKS.items():
         a = fired.get(name)
-        rows.append({"check": name, "status": f"FIRED at step {a['step']}" if a else "ok",
+        status = f"FIRED at step {a['step']}" if a else "ok"
+        if not a and not any(_watches(name, key) for key in logged):
+            status = "not checked (its metric was not logged)"
+        rows.append({"check": name, "status": status,
                      "condition": a["condition"] if a else "", "what it means": c.meaning if a else "",
                      "what to try": c.advice if a else ""})
     return pd.DataFrame(rows).set_index("check")

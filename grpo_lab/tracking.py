@@ -708,7 +708,19 @@ def watched_answers(run_dir: str | Path, question: int | str) -> pd.DataFrame:
     out["first_check"] = checked & ~checked.cummax().shift(fill_value=False)
     out.attrs["samples"] = samples
     out.attrs["question_idx"] = index
+    out.attrs["question"] = _question_text(run_dir, index, samples)
     return out
+
+
+def _question_text(run_dir: Path, index: int, samples: pd.DataFrame) -> str | None:
+    if "question" in samples and samples["question"].notna().any():
+        return str(samples["question"].dropna().iloc[0])
+    tables = sorted((run_dir / "eval").glob("questions_step*.csv"))
+    if tables:
+        table = pd.read_csv(tables[0])
+        if 0 <= index < len(table):
+            return str(table["question"].iloc[index])
+    return None
 
 
 def _question_index(run_dir: Path, question: int | str, samples: pd.DataFrame) -> int:
