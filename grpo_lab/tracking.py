@@ -265,7 +265,8 @@ class RunLogger:
         _atomic_write_text(self.run_dir / "config.yaml", yaml.safe_dump(self.config, sort_keys=False))
         for path in self._step_files:
             if not path.exists():
-                path.touch()
+                if path in (self.metrics_path, self.completions_path):  # the others appear when first written
+                    path.touch()
             elif resume:
                 # Rewriting drops a torn last line from a crash; otherwise the next append would
                 # turn it into a corrupt middle line that read_jsonl refuses.
@@ -303,6 +304,8 @@ class RunLogger:
         self._wandb_needs_replay = False
         try:
             import wandb
+
+            self.wandb_dir.parent.mkdir(parents=True, exist_ok=True)  # a missing WANDB_DIR: wandb writes nothing
 
             kwargs: dict[str, Any] = {}
             if resume and id_path.exists():  # continue the same wandb run (online dashboards)
@@ -347,11 +350,11 @@ class RunLogger:
             by_step.setdefault(int(record["step"]), {}).update({k: v for k, v in record.items() if k != "step"})
         tables: dict[tuple[int, str], list[dict[str, Any]]] = {}
         for key, path in (("completions", self.completions_path), ("watched", self.watched_path)):
-            for record in read_jsonl(path):
+            for record in read_jsonl(path) if path.exists() else []:
                 tables.setdefault((int(record["step"]), key), []).append(record)
         for (step, key), records in tables.items():
             by_step.setdefault(step, {})[key] = records
-        for event in read_jsonl(self.events_path):
+        for event in read_jsonl(self.events_path) if self.events_path.exists() else []:
             if event.get("kind") == "health":
                 by_step.setdefault(int(event["step"]), {})[f"health/{event['check']}"] = 1.0
         run = self._wandb_run

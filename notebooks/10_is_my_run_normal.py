@@ -142,16 +142,18 @@ for _, row in watched[(watched.step == first) | watched.first_check | watched.lo
 # %% [markdown]
 # ## 4. A run built to fail
 #
-# The same recipe with `grpo.max_new_tokens = 8`: the micro model needs about 20 tokens to reach its
-# `<answer>`, so every completion is cut first. It earns no reward, so every group's rewards are equal
-# (no signal), and no answer can be read. The checks fire within `health.patience` steps, each once.
+# The same recipe with `grpo.max_new_tokens = 4`: the shortest complete answer in the micro world
+# (`<think> … </think> <answer> … </answer>`) takes 7 tokens, so every completion is cut first. It
+# earns no reward, so every group's rewards are equal (no signal), the format reward stays at zero,
+# and no answer can be read. The checks fire after `health.patience` steps, each once. (With a cap of
+# 8 the model learns to fit its answers in and the checks stay quiet: they judge what the run does.)
 
 # %%
 from grpo_lab.trainer import GRPOTrainer
 
 BAD_DIR = f"{RUNS}/too_short-seed{SEED}"
 bad_cfg = load_config(packaged_config("micro_r1_zero"), [
-    f"grpo.seed={SEED}", "grpo.max_new_tokens=8", f"grpo.steps={BAD_STEPS}", "eval.every=0", "eval.k=4",
+    f"grpo.seed={SEED}", "grpo.max_new_tokens=4", f"grpo.steps={BAD_STEPS}", "eval.every=0", "eval.k=4",
     f"health.patience={PATIENCE}", f"health.format_stuck_steps={PATIENCE}", f"tracking.run_dir={BAD_DIR}",
     "tracking.progress=false", "tracking.save_every=0"])
 with warnings.catch_warnings(record=True) as caught:

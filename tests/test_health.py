@@ -178,3 +178,26 @@ def test_every_check_is_documented():
     for check in CHECKS.values():
         assert check.meaning and check.advice and check.title
     assert json.dumps(sorted(CHECKS))  # names are plain strings (wandb keys health/<name>)
+
+
+def test_an_alert_goes_to_events_jsonl_and_offline_wandb_as_a_logged_event(tmp_path, monkeypatch):
+    """Offline there is no wandb alert to send: the alert is a logged `health/<check>` value at its
+    step (read back from the offline run's own .wandb file) plus the message in the summary."""
+    pytest.importorskip("wandb")
+    from grpo_lab.health import HealthAlert
+    from grpo_lab.tracking import RunLogger, offline_wandb_history, offline_wandb_runs
+
+    (tmp_path / "wandb_dir").mkdir()
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb_dir"))
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    run_dir = tmp_path / "run"
+    with RunLogger(run_dir, {}, wandb_mode="offline") as logger:
+        for step in range(1, 4):
+            logger.log({"reward": 0.0}, step=step)
+        logger.log_health(HealthAlert("truncated", 3, 0.97, 0.5, "completions/clipped_ratio 0.97 > 0.5 for 3 steps"))
+        assert logger.wandb_active
+    event = read_jsonl(run_dir / "events.jsonl")[0]
+    assert event["kind"] == "health" and event["check"] == "truncated" and "What to try" in event["message"]
+    history = offline_wandb_history(offline_wandb_runs(run_dir)[0])
+    assert [row.get("health/truncated") for row in history] == [None, None, 1.0]
