@@ -224,6 +224,8 @@ def band_summary_lines(df: pd.DataFrame) -> list[str]:
         return [f"Not compared: this run {exc}. Reference bands exist for: {', '.join(available_references())}."]
     except FileNotFoundError as exc:
         return [f"Not compared: {exc}."]
+    except ValueError as exc:  # a config.yaml that is not a grpo-lab config (ConfigError)
+        return [f"Not compared: the run's config.yaml is not a grpo-lab config ({exc})."]
     if table.empty:
         return ["No exam of this run is at a step the reference has (the reference examines every 50 steps)."]
     lines = [f"Reference: `{table.attrs['reference']}` (3 seeds; band = their range ± {BAND_WIDTH_SE:g} exam "

@@ -124,8 +124,11 @@ def compare_runs(*run_dirs: str | Path, names: list[str] | None = None) -> Compa
     from grpo_lab.bands import fingerprint, recipe_differences
 
     def recipe(df: pd.DataFrame) -> dict:
-        fp = dict(fingerprint(df.attrs["config"])) if df.attrs["config"] else {}
-        fp["grpo.seed"] = (df.attrs["config"].get("grpo") or {}).get("seed")
+        try:
+            fp = dict(fingerprint(df.attrs["config"])) if df.attrs["config"] else {}
+        except ValueError:  # not a grpo-lab config.yaml: compare the raw values
+            fp = dict(df.attrs["config"])
+        fp["grpo.seed"] = (df.attrs["config"].get("grpo") or {}).get("seed") if df.attrs["config"] else None
         return fp
 
     base = recipe(frames[first])

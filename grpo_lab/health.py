@@ -262,8 +262,11 @@ def run_alerts(run_dir: str | Path) -> list[dict[str, Any]]:
     if config_path.exists():
         import yaml
 
-        config = Config.from_dict(yaml.safe_load(config_path.read_text(encoding="utf-8")) or {},
-                                  source=str(config_path))
+        try:
+            config = Config.from_dict(yaml.safe_load(config_path.read_text(encoding="utf-8")) or {},
+                                      source=str(config_path))
+        except ValueError:  # not a grpo-lab config (e.g. a run logged by hand): the default thresholds
+            config = Config()
     return [a.to_dict() for a in check_records(read_jsonl(run_dir / "metrics.jsonl"), config.health)]
 
 

@@ -190,8 +190,12 @@ def _normal_lines(run_dir: Path, df: pd.DataFrame, fig_dir: Path, dpi: int) -> l
     from grpo_lab.tracking import offline_wandb_runs
 
     lines = ["## Is this run normal?", "", "### Against the reference band", "", *band_summary_lines(df), ""]
-    if df.attrs.get("config"):
-        plot_band(df).savefig(fig_dir / "band.png", dpi=dpi)
+    try:
+        figure = plot_band(df) if df.attrs.get("config") else None
+    except ValueError:  # not a grpo-lab config: already said in the lines above
+        figure = None
+    if figure is not None:
+        figure.savefig(fig_dir / "band.png", dpi=dpi)
         lines += ["![run over the reference band](figures/band.png)", ""]
     alerts = run_alerts(run_dir) if (run_dir / "metrics.jsonl").exists() else []
     lines += ["### Run health", ""]
