@@ -264,14 +264,13 @@ def plot_band(df: pd.DataFrame, reference: Reference | None = None) -> Figure:
         reference, diff = match_reference(config)
     elif config:
         diff = recipe_differences(fingerprint(config), reference.fingerprint)
+    if reference is None or diff:
+        fig = Figure(figsize=(12.0, 1.5))
+        why = RecipeMismatch(reference.name, diff) if reference is not None else "no reference runs are shipped"
+        fig.text(0.5, 0.5, f"Not compared: this run {why}", wrap=True, ha="center", va="center", fontsize=10)
+        return fig
     fig = Figure(figsize=(18.0, 4.0), layout="constrained")
     axes = fig.subplots(1, 4)
-    if reference is None or diff:
-        for ax in axes:
-            ax.set_axis_off()
-        why = RecipeMismatch(reference.name, diff) if reference is not None else "no reference runs are shipped"
-        axes[0].text(0, 0.5, f"Not compared: this run {why}", wrap=True, va="center", fontsize=10)
-        return fig
     exams = _run_exams(df)
     for ax, (phenomenon, column) in zip(axes, PHENOMENA.items()):
         band = reference.band(column)
