@@ -201,3 +201,29 @@ def test_an_alert_goes_to_events_jsonl_and_offline_wandb_as_a_logged_event(tmp_p
     assert event["kind"] == "health" and event["check"] == "truncated" and "What to try" in event["message"]
     history = offline_wandb_history(offline_wandb_runs(run_dir)[0])
     assert [row.get("health/truncated") for row in history] == [None, None, 1.0]
+
+
+def test_online_an_alert_is_also_sent_as_a_wandb_alert(tmp_path):
+    """The online path, with a stand-in for the wandb run (no network here): run.alert is called
+    once with the check's title and message, besides the logged value and the summary entry."""
+    from grpo_lab.health import HealthAlert
+    from grpo_lab.tracking import RunLogger
+
+    class FakeRun:
+        def __init__(self):
+            self.logged, self.alerts, self.summary = [], [], {}
+
+        def log(self, data, step):
+            self.logged.append((step, data))
+
+        def alert(self, title, text, level=None):
+            self.alerts.append((title, text, str(level)))
+
+    logger = RunLogger(tmp_path / "run", {}, wandb_mode="disabled")
+    fake = logger._wandb_run = FakeRun()
+    logger.wandb_mode = "online"
+    logger.log_health(HealthAlert("kl_blowup", 7, 3.0, 1.0, "kl 3 > 1.0 for 10 steps"))
+    assert fake.logged == [(7, {"health/kl_blowup": 1.0})]
+    assert "KL blow-up" in fake.summary["health/kl_blowup"]
+    [(title, text, level)] = fake.alerts
+    assert title == "grpo-lab: KL blow-up" and "lower grpo.lr" in text and level.endswith("WARN")
