@@ -204,6 +204,7 @@ def compare_to_band(df: pd.DataFrame, reference: Reference | None = None) -> pd.
                          "high": float(b["high"]), "reference_mean": float(b["mean"]), "position": position})
     out = pd.DataFrame(rows, columns=["step", "phenomenon", "value", "low", "high", "reference_mean", "position"])
     out.attrs["reference"] = reference.name
+    out.attrs["seeds"] = list(reference.seeds)
     return out
 
 
@@ -228,15 +229,16 @@ def band_summary_lines(df: pd.DataFrame) -> list[str]:
         return [f"Not compared: the run's config.yaml is not a grpo-lab config ({exc})."]
     if table.empty:
         return ["No exam of this run is at a step the reference has (the reference examines every 50 steps)."]
-    lines = [f"Reference: `{table.attrs['reference']}` (3 seeds; band = their range ± {BAND_WIDTH_SE:g} exam "
-             "standard errors).", "", "| phenomenon | " + " | ".join(f"step {s}" for s in sorted(set(table.step)))
-             + " |", "| --- |" + " ---: |" * len(set(table.step))]
+    seeds, steps = table.attrs["seeds"], sorted(set(table.step))
+    lines = [f"Reference: `{table.attrs['reference']}` ({len(seeds)} seed{'s' * (len(seeds) > 1)}; band = their range "
+             f"± {BAND_WIDTH_SE:g} standard errors of one exam).", "",
+             "| phenomenon | " + " | ".join(f"step {s}" for s in steps) + " |", "| --- |" + " ---: |" * len(steps)]
     for phenomenon in PHENOMENA:
         part = table[table.phenomenon == phenomenon].set_index("step")
         if part.empty:
             continue
         cells = []
-        for step in sorted(set(table.step)):
+        for step in steps:
             if step in part.index:
                 r = part.loc[step]
                 mark = "" if r["position"] == "within" else f" **{r['position']}**"
