@@ -770,7 +770,7 @@ _WANDB_LOG_BLOCK = 32768  # the LevelDB log format's block size, which wandb's t
 _WANDB_LOG_HEADER = 7     # checksum (uint32), length (uint16), type (uint8) before each fragment
 
 
-def read_offline_wandb(path: str | Path) -> list[Any]:
+def read_offline_wandb(path: str | Path, wait_s: float = 0.0) -> list[Any]:
     """The records of a wandb offline run file (run-<id>.wandb), as wandb's own protobuf `Record`s.
 
     Why: an offline run cannot be opened with wandb's public API (that needs a server) and wandb
@@ -781,7 +781,23 @@ def read_offline_wandb(path: str | Path) -> list[Any]:
     `wandb.proto.wandb_internal_pb2.Record`, decoded by wandb's own protobuf classes. A torn last
     fragment (a killed writer) ends the read; a bad checksum elsewhere raises ValueError.
     `path` may be the .wandb file or its offline run directory.
+
+    wandb's service may still be writing a run's file for a moment after `run.finish()` (or the
+    process) has returned: with `wait_s` > 0 the file is re-read until it holds the run's exit
+    record or `wait_s` seconds have passed.
     """
+    import time
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        records = _read_wandb_log(path)
+        if wait_s <= 0 or time.monotonic() >= deadline or any(r.WhichOneof("record_type") == "exit" for r in records):
+            return records
+        time.sleep(0.2)
+
+
+def _read_wandb_log(path: str | Path) -> list[Any]:
+    """One pass of `read_offline_wandb`."""
     import struct
     import zlib
 
@@ -832,14 +848,15 @@ def read_offline_wandb(path: str | Path) -> list[Any]:
     return records
 
 
-def offline_wandb_history(path: str | Path) -> list[dict[str, Any]]:
+def offline_wandb_history(path: str | Path, wait_s: float = 0.0) -> list[dict[str, Any]]:
     """The history rows (what `run.log` wrote) of an offline wandb run, in file order.
 
     Each row is {"_step": step, key: value, ...} with values decoded from wandb's JSON; a logged
-    Table appears as wandb's JSON description of it (a dict with "_type": "table-file").
+    Table appears as wandb's JSON description of it (a dict with "_type": "table-file"). `wait_s`:
+    as in `read_offline_wandb`.
     """
     rows = []
-    for record in read_offline_wandb(path):
+    for record in read_offline_wandb(path, wait_s):
         if record.WhichOneof("record_type") != "history":
             continue
         row: dict[str, Any] = {}

@@ -199,8 +199,8 @@ def test_an_alert_goes_to_events_jsonl_and_offline_wandb_as_a_logged_event(tmp_p
         assert logger.wandb_active
     event = read_jsonl(run_dir / "events.jsonl")[0]
     assert event["kind"] == "health" and event["check"] == "truncated" and "What to try" in event["message"]
-    history = offline_wandb_history(offline_wandb_runs(run_dir)[0])
-    assert [row.get("health/truncated") for row in history] == [None, None, 1.0]
+    history = offline_wandb_history(offline_wandb_runs(run_dir)[0], wait_s=60)
+    assert [row.get("health/truncated") for row in history] == [None, None, 1.0], history
 
 
 def test_online_an_alert_is_also_sent_as_a_wandb_alert(tmp_path):

@@ -97,7 +97,7 @@ def test_sigkill_then_resume_leaves_one_offline_wandb_run_with_every_step_once(t
     offline = offline_wandb_runs(run_dir, wandb_dir)
     assert len(offline) == 1 and offline[0].name.endswith(run_id) and offline[0] != first[0]
     assert (first[0].parent / ("superseded-" + first[0].name)).is_dir()
-    records = read_offline_wandb(offline[0])
+    records = read_offline_wandb(offline[0], wait_s=60)  # the service may still be writing
     run_record = next(r.run for r in records if r.WhichOneof("record_type") == "run")
     assert run_record.run_id == run_id
 
