@@ -671,8 +671,8 @@ def watched_answers(run_dir: str | Path, question: int | str) -> pd.DataFrame:
     runs made before watched.jsonl existed). One row per exam step: samples, pass@1 (fraction
     correct), mean_length, reflection_rate, and two booleans marking the first exam where the
     reasoning grew longer than at step 0 by half (`longer`) and where a reflection/check first
-    appeared in any sample (`first_check`), plus one example completion (the first correct one if
-    any). `df.attrs["samples"]` holds every sample row.
+    appeared in any sample (`first_check`), plus one example completion (a correct one with a check
+    if any, else a correct one, else the first). `df.attrs["samples"]` holds every sample row.
     """
     run_dir = Path(run_dir)
     frames = []
@@ -698,7 +698,9 @@ def watched_answers(run_dir: str | Path, question: int | str) -> pd.DataFrame:
     rows = []
     for step, group in samples.groupby("step", sort=True):
         correct = group["correct"].astype(bool)
-        example = group[correct].iloc[0] if correct.any() else group.iloc[0]
+        reflecting = group["n_reflections"] > 0
+        # the example: a correct answer with a check if there is one, else any correct one, else the first
+        example = next(group[m].iloc[0] for m in (correct & reflecting, correct, correct | True) if m.any())
         rows.append({"step": int(step), "samples": len(group), "pass@1": float(correct.mean()),
                      "mean_length": float(group["length"].mean()),
                      "reflection_rate": float((group["n_reflections"] > 0).mean()),
