@@ -18,17 +18,20 @@ One module per concept (layers from the top; tests/test_layering.py keeps them a
     data          templates and training prompts; datasets: named benchmarks; datafiles: jsonl/parquet
     answers       where a completion's final answer is
     tracking      wandb (offline by default) + a local run log that loads into pandas
+    health        run-health checks; bands: reference bands; compare: runs side by side
     config        typed dataclasses, YAML, --set overrides
     plain         JSON-safe values and RNG states
     micro_world   the embedded tiny base model and its tasks
 """
 
+from grpo_lab.compare import compare_runs
 from grpo_lab.config import Config, ConfigError, load_config
-from grpo_lab.tracking import load_completions, load_run, load_runs
+from grpo_lab.tracking import load_completions, load_run, load_runs, watched_answers
 
 __version__ = "0.1.0"
 
 __all__ = ["Config", "ConfigError", "load_config", "load_run", "load_runs", "load_completions", "run_or_load",
+           "compare_runs", "watched_answers",
            "__version__"]
 
 

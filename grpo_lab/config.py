@@ -174,6 +174,38 @@ class EvalConfig:
     test of how much accuracy depends on a behaviour (grpo_lab.evaluate.evaluate_model). Empty: none."""
     batch_size: int = 128
     """Sequences sampled at once during evaluation."""
+    watch: list[int] = field(default_factory=lambda: [0, 1, 2])
+    """Exam question indices (0-based) whose completions are logged at every exam (watched.jsonl and a
+    wandb table "watched"), to follow how the answers to the same question change over training
+    (grpo_lab.watched_answers). Empty: none."""
+
+
+@dataclass
+class HealthConfig:
+    """Thresholds of the run-health checks (grpo_lab/health.py), applied to every step's metrics.
+
+    A check fires when its condition holds for `patience` steps in a row, and fires once per run.
+    The defaults are silent on the micro demo (checked in tests/test_health.py) and fire on runs
+    built to fail (max_new_tokens too small, a format the model never writes, ...).
+    """
+
+    enabled: bool = True
+    """False: no checks at all (nothing shown, logged or sent)."""
+    patience: int = 10
+    """Steps in a row a condition must hold before its check fires (one noisy step is not a problem)."""
+    max_clipped_ratio: float = 0.5
+    """truncated: fires when more than this fraction of completions stop at grpo.max_new_tokens."""
+    max_zero_std_fraction: float = 0.9
+    """no_signal: fires when more than this fraction of groups have equal rewards (zero advantage)."""
+    format_stuck_steps: int = 30
+    """format_stuck: fires when every format reward's mean is 0 for this many steps in a row."""
+    max_unparsed_ratio: float = 0.5
+    """unparsed: fires when more than this fraction of completions have no answer the grader can read."""
+    entropy_collapse_fraction: float = 0.1
+    """entropy_collapse: fires when the entropy falls below this fraction of its mean over the first
+    `patience` steps."""
+    max_kl: float = 1.0
+    """kl_blowup: fires when the per-token KL to the reference exceeds this (nats)."""
 
 
 @dataclass
@@ -204,6 +236,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
 
     # ----------------------------------------------------------------- building
     @classmethod
@@ -246,6 +279,7 @@ class Config:
     def validate(self, source: str = "config") -> None:
         """Ranges that types cannot express. Each message names the key and what is allowed."""
         g, e, m, r, d, t = self.grpo, self.eval, self.model, self.rewards, self.data, self.tracking
+        h = self.health
         if not r.functions:
             raise ConfigError(f"{source}: rewards.functions = [] must name at least one reward function")
         from grpo_lab.rewards import REWARD_FUNCTIONS  # late import: rewards imports heavy graders
@@ -283,6 +317,14 @@ class Config:
             ("eval.top_p", 0 < e.top_p <= 1, "must be in (0, 1]"),
             ("eval.every", e.every >= 0, "must be ≥ 0"),
             ("eval.batch_size", e.batch_size >= 1, "must be ≥ 1"),
+            ("eval.watch", all(i >= 0 for i in e.watch), "must be exam question indices ≥ 0"),
+            ("health.patience", h.patience >= 1, "must be ≥ 1"),
+            ("health.max_clipped_ratio", 0 <= h.max_clipped_ratio <= 1, "must be in [0, 1]"),
+            ("health.max_zero_std_fraction", 0 <= h.max_zero_std_fraction <= 1, "must be in [0, 1]"),
+            ("health.format_stuck_steps", h.format_stuck_steps >= 1, "must be ≥ 1"),
+            ("health.max_unparsed_ratio", 0 <= h.max_unparsed_ratio <= 1, "must be in [0, 1]"),
+            ("health.entropy_collapse_fraction", 0 <= h.entropy_collapse_fraction < 1, "must be in [0, 1)"),
+            ("health.max_kl", h.max_kl > 0, "must be > 0"),
             ("model.lora_r", m.lora_r >= 1, "must be ≥ 1"),
             ("model.lora_dropout", 0 <= m.lora_dropout < 1, "must be in [0, 1)"),
             ("model.lora_alpha", m.lora_alpha > 0, "must be > 0"),

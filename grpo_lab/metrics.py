@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import torch
 
 from grpo_lab.phenomena import count_reflections, length_stats
+from grpo_lab.rewards import unparsed_ratio
 from grpo_lab.rollout import Rollout
 
 
@@ -26,13 +27,14 @@ def reward_metrics(per_function: dict[str, list[float]]) -> dict[str, float]:
 
 
 def completion_metrics(rollout: Rollout, correct: Sequence[bool], lexicon: str) -> dict[str, float]:
-    """Length (completions/*), accuracy and reflection (phenomena/*) of the sampled completions."""
+    """Length and unreadable answers (completions/*), accuracy and reflection (phenomena/*) of the samples."""
     lengths = rollout.lengths.tolist()
     stats = length_stats(lengths, correct=correct, truncated=rollout.truncated.tolist())
     reflections = [count_reflections(c, lexicon) for c in rollout.completions]
     n = len(lengths)
     return {
         **{f"completions/{key}": value for key, value in stats.items()},
+        "completions/unparsed_ratio": unparsed_ratio(rollout.completions),  # no readable answer, not a wrong one
         "accuracy": sum(bool(c) for c in correct) / n,
         "phenomena/reflection_rate": sum(r > 0 for r in reflections) / n,
         "phenomena/mean_reflections": sum(reflections) / n,

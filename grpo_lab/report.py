@@ -3,7 +3,11 @@
 `write_report("runs/demo")` writes::
 
     runs/demo/report.md
-    runs/demo/figures/{accuracy,response_length,reflection,length_by_correctness,r1_zero}.png
+    runs/demo/figures/{accuracy,response_length,reflection,length_by_correctness,r1_zero,band}.png
+
+The report also says whether the run is normal: where each exam sits relative to the shipped
+reference band of its recipe (grpo_lab/bands.py; or which recipe keys differ from the reference's),
+which run-health checks fired (grpo_lab/health.py), and where its offline wandb runs are.
 
 Figures go to a `figures/` subdirectory so the run directory stays readable; report.md links
 them with relative paths, so the directory can be zipped or committed and still render.
@@ -168,6 +172,8 @@ def write_report(run_dir: str | Path, *, dpi: int = 100) -> Path:
     if train_rows:
         lines += ["## Training: first vs last step", "", *_table(train_rows), ""]
 
+    lines += _normal_lines(run_dir, df, fig_dir, dpi)
+
     lines += ["## Figures", "", "![R1-Zero panels](figures/r1_zero.png)", ""]
     lines += [f"- [{f.removesuffix('.png').replace('_', ' ')}](figures/{f})" for f in FIGURES if f != "r1_zero.png"]
     lines += ["", "## Sample completions", "", *_sample_lines(run_dir)]
@@ -175,6 +181,35 @@ def write_report(run_dir: str | Path, *, dpi: int = 100) -> Path:
     report = run_dir / "report.md"
     report.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
     return report
+
+
+def _normal_lines(run_dir: Path, df: pd.DataFrame, fig_dir: Path, dpi: int) -> list[str]:
+    """The "is this run normal?" section: reference band per phenomenon, health checks, wandb files."""
+    from grpo_lab.bands import band_summary_lines, plot_band
+    from grpo_lab.health import CHECKS, run_alerts
+    from grpo_lab.tracking import offline_wandb_runs
+
+    lines = ["## Is this run normal?", "", "### Against the reference band", "", *band_summary_lines(df), ""]
+    try:
+        figure = plot_band(df) if df.attrs.get("config") else None
+    except ValueError:  # not a grpo-lab config: already said in the lines above
+        figure = None
+    if figure is not None:
+        figure.savefig(fig_dir / "band.png", dpi=dpi)
+        lines += ["![run over the reference band](figures/band.png)", ""]
+    alerts = run_alerts(run_dir) if (run_dir / "metrics.jsonl").exists() else []
+    lines += ["### Run health", ""]
+    if not alerts:
+        lines.append(f"No health check fired ({', '.join(CHECKS)}).")
+    for a in alerts:
+        c = CHECKS[a["check"]]
+        lines += [f"- **{c.title}** (`{a['check']}`, step {a['step']}: {a['condition']}). {c.meaning[0].upper()}"
+                  f"{c.meaning[1:]}. Try: {c.advice}."]
+    offline = offline_wandb_runs(run_dir)
+    if offline:
+        lines += ["", "### wandb", "", "Offline wandb run(s), to upload with `wandb sync PATH`:", "",
+                  *[f"- `{p}`" for p in offline]]
+    return lines + [""]
 
 
 def paired_exam_change(run_dir: str | Path, column: str = "pass@1", start: int | str = "first",

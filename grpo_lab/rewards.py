@@ -202,6 +202,43 @@ def grade_answer(pred: str | None, gold: Any) -> bool:
     return bool(verify(gold_parsed, pred_parsed, timeout_seconds=timeout_s))
 
 
+def answer_is_readable(pred: str | None) -> bool:
+    """Whether the grader can read an extracted answer at all, right or wrong.
+
+    False for no answer (None: no closed ``<answer>`` tag, or an empty one), an answer over
+    :data:`MAX_ANSWER_CHARS`, and prose: text in which math-verify finds no math as written and
+    that reads as words (a run of 4+ letters, or two words of 2+ letters, outside LaTeX commands),
+    e.g. "the sum of them". Why the word rule: wrapped in ``$…$`` (as the grader wraps answers)
+    any letters parse as a product of variables, so parsing alone cannot tell prose from ``x^2+1``.
+    Such completions score 0 like wrong answers do, but they are a different problem (a format or
+    a length cap, not the arithmetic), hence their own metric.
+    """
+    if pred is None or not pred.strip() or len(pred) > MAX_ANSWER_CHARS:
+        return False
+    if parse_number(pred) is not None:
+        return True
+    from math_verify import parse  # imported lazily: it pulls in sympy
+
+    timeout_s = _math_verify_timeout()
+    if parse(pred, parsing_timeout=timeout_s):
+        return True
+    words = re.findall(r"[A-Za-z]{2,}", re.sub(r"\\[A-Za-z]+", " ", pred))
+    if any(len(w) >= 4 for w in words) or len(words) >= 2:
+        return False
+    return bool(parse(_as_latex(pred), parsing_timeout=timeout_s))
+
+
+def unparsed_ratio(completions: Sequence[str]) -> float:
+    """Fraction of completions whose final answer cannot be read (:func:`answer_is_readable`).
+
+    Logged as ``completions/unparsed_ratio``: it separates "could not parse an answer" from
+    "wrong", which the accuracy reward alone (0 for both) cannot.
+    """
+    if not completions:
+        return float("nan")
+    return sum(not answer_is_readable(extract_answer(c)) for c in completions) / len(completions)
+
+
 def is_correct(completion: str, gold: Any) -> bool:
     """Extract the answer from a whole completion and grade it (used by evaluation)."""
     return grade_answer(extract_answer(completion), gold)

@@ -35,7 +35,8 @@ LOCK_FILE = ".lock"
 PREVIOUS_DIR = "previous"
 
 RUN_FILES = (
-    "config.yaml", "metrics.jsonl", "completions.jsonl", "summary.json", "report.md", "wandb_run_id",
+    "config.yaml", "metrics.jsonl", "completions.jsonl", "watched.jsonl", "events.jsonl", "summary.json", "report.md",
+    "wandb_run_id",
     "checkpoints", "checkpoints.previous", "eval", "figures", "wandb",
 )
 """What a run writes into its directory (trainer, tracking.RunLogger, report.write_report)."""

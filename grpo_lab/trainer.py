@@ -41,6 +41,7 @@ from grpo_lab.data import PromptSource, format_prompt, load_exam
 from grpo_lab.evaluate import ExamResult
 from grpo_lab.exam import run_exam
 from grpo_lab.grpo import compute_advantages, grpo_loss
+from grpo_lab.health import HealthMonitor
 from grpo_lab.lean_forward import use_lean as use_lean_forward
 from grpo_lab.logprobs import micro_batches, per_token_logps, per_token_logps_in_parts, training_batch
 from grpo_lab.metrics import completion_metrics, reward_metrics
@@ -311,6 +312,7 @@ class GRPOTrainer:
             eval_dir.mkdir(parents=True, exist_ok=True)
             result.per_question.to_csv(eval_dir / f"questions_step{step:06d}.csv", index=False)
             result.samples.to_json(eval_dir / f"samples_step{step:06d}.jsonl", orient="records", lines=True)
+            self.logger.log_watched(step, result, self.config.eval.watch)  # a few questions' answers, every exam
         for cb in self.callbacks:
             cb.on_evaluate(self, step, result)
         return result
@@ -366,6 +368,9 @@ class GRPOTrainer:
                 if checkpoint is not None and self.step not in self._restored_eval:
                     step = self.step
                     self.logger.drop_metrics(lambda r: r.get("step") == step and any(k.startswith("eval/") for k in r))
+            # Run health (health.py): named checks on every step's metrics; after the resume truncation,
+            # so that the logged steps are replayed silently and no alert is raised twice.
+            self.monitor = HealthMonitor.attach(self.logger, cfg)
             if self._eval_due(self.step) and not self._evaluated(self.step):
                 result = self.evaluate()
                 if self.step == 0:
@@ -377,6 +382,7 @@ class GRPOTrainer:
                 metrics = self.training_step()
                 self.step += 1
                 self.logger.log(metrics, step=self.step)
+                self.monitor.check(self.step, metrics)  # warns once per check; events.jsonl and wandb
                 if tr.log_completions_every and self.step % tr.log_completions_every == 0:
                     self._log_completions()
                 for cb in self.callbacks:
@@ -384,7 +390,7 @@ class GRPOTrainer:
                 bar.update(1)
                 bar.set_postfix(reward=f"{metrics['reward']:.2f}", acc=f"{metrics['accuracy']:.2f}",
                                 len=f"{metrics['completions/mean_length']:.0f}",
-                                refl=f"{metrics['phenomena/reflection_rate']:.2f}")
+                                refl=f"{metrics['phenomena/reflection_rate']:.2f}", health=self.monitor.status())
                 if self.nonfinite_in_a_row >= g.max_nonfinite_steps:
                     self._stop(
                         f"{self.nonfinite_in_a_row} steps in a row (up to step {self.step}) had a NaN/inf loss or "
