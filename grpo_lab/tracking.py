@@ -47,19 +47,19 @@ import yaml
 from grpo_lab.plain import to_plain
 
 # --------------------------------------------------------------------------------------------
-# Metric names. Training names follow TRL's GRPOTrainer (REFERENCE §5) so dashboards carry over;
-# the phenomenon names (REFERENCE §4) and the eval names are grpo-lab's own.
+# Metric names. Training names follow TRL's GRPOTrainer (docs/reference.md §5.1) so dashboards carry over;
+# the phenomenon names (docs/reference.md §4, §5.2) and the eval names are grpo-lab's own.
 
 TRAIN_METRIC_NAMES: tuple[str, ...] = (
     "reward",                            # mean total reward over the generation batch
-    "reward_std",                        # mean over groups of the within-group reward std
+    "reward_std",                        # std of the total reward over the whole batch (TRL 1.16)
     "frac_reward_zero_std",              # fraction of groups whose rewards are all equal (no gradient)
     "completions/mean_length",           # tokens per completion
     "completions/min_length",
     "completions/max_length",
     "completions/clipped_ratio",         # fraction truncated at max_completion_length
     "completions/mean_terminated_length",  # mean length of the completions that ended with EOS
-    "completions/mean_length_correct",   # REFERENCE §4: length split by correctness
+    "completions/mean_length_correct",   # docs/reference.md §4.1: length split by correctness
     "completions/mean_length_incorrect",
     "phenomena/reflection_rate",         # fraction of completions with >= 1 reflection keyword
     "kl",                                # mean per-token k3 KL to the reference policy
@@ -90,11 +90,11 @@ EVAL_METRIC_NAMES: tuple[str, ...] = (
     "eval/reflection_rate",        # fraction of sampled answers with >= 1 reflection keyword
     "eval/format_rate",            # fraction in the strict R1-Zero format (a prefilled <think> included)
 )
-"""Held-out exam metrics (REFERENCE §3), logged at the steps where evaluation runs."""
+"""Held-out exam metrics (docs/reference.md §3, §5.3), logged at the steps where evaluation runs."""
 
 DEFAULT_WANDB_INIT_TIMEOUT = 30.0
 """Seconds wandb.init may take before we give up on wandb. wandb's own default is 90 s, which
-is how long an online run with a key but no network would otherwise hang (REFERENCE §6)."""
+is how long an online run with a key but no network would otherwise hang (docs/reference.md §6)."""
 
 WANDB_INIT_GRACE_S = 1.0
 """Extra seconds our own watchdog waits on top of the timeout handed to wandb, so that wandb's
