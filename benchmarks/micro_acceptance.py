@@ -92,11 +92,11 @@ def analyse(root: Path, seeds: list[int]) -> bool:
     for kind in ("main", "control"):
         for seed in seeds:
             run_dir = root / f"{kind}-seed{seed}"
-            if not (run_dir / "summary.json").exists():
+            s = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").exists() else {}
+            if "final" not in s:  # a summary is written from step 0 on; "final" only when the run finished
                 print(f"{run_dir}: not run (or not finished)")
                 ok_all = False
                 continue
-            s = json.loads((run_dir / "summary.json").read_text())
             row = {"run": f"{kind} s{seed}", "RL s": round(s["rl_seconds"]),
                    "total s": round(s.get("total_seconds", float("nan")))}
             evals = _eval_curve(run_dir)
