@@ -23,8 +23,6 @@ again by the real `GRPOTrainer` when it is built, which is what makes a run repr
 from __future__ import annotations
 
 import math
-import resource
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -76,15 +74,6 @@ def count_exams(config: Config) -> int:
     return len(due)
 
 
-def _peak_memory_bytes(device) -> int:
-    import torch
-
-    if getattr(device, "type", str(device)) == "cuda":
-        return int(torch.cuda.max_memory_allocated(device))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(peak if sys.platform == "darwin" else peak * 1024)  # bytes on macOS, KiB on Linux
-
-
 def _growth(reference_run: str | Path, probe_steps: int) -> float:
     from grpo_lab.tracking import load_run
 
@@ -105,7 +94,7 @@ def estimate_run(config: Config, probe_steps: int = 2, reference_run: str | Path
     deleted afterwards. `reference_run`: a finished run of the same recipe (e.g. the shipped
     demo run) whose logged step times scale the projection for completions that grow.
     """
-    from grpo_lab.trainer import GRPOTrainer
+    from grpo_lab.trainer import GRPOTrainer, peak_memory_bytes
 
     if probe_steps < 1:
         raise ValueError(f"probe_steps must be at least 1, got {probe_steps}")
@@ -136,7 +125,7 @@ def estimate_run(config: Config, probe_steps: int = 2, reference_run: str | Path
 
             torch.cuda.reset_peak_memory_stats(device)
         trainer.train()
-        peak = _peak_memory_bytes(device)
+        peak = peak_memory_bytes(device)
         del trainer
     probe_seconds = time.perf_counter() - start
     step_times = [t for kind, t in marks if kind == "step"]

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import math
 import random
+import resource
+import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -371,18 +373,24 @@ class GRPOTrainer:
             # Run health (health.py): named checks on every step's metrics; after the resume truncation,
             # so that the logged steps are replayed silently and no alert is raised twice.
             self.monitor = HealthMonitor.attach(self.logger, cfg)
+            exam_seconds = math.nan  # the first exam's time, for the projection after two steps
             if self._eval_due(self.step) and not self._evaluated(self.step):
+                t_exam = time.perf_counter()
                 result = self.evaluate()
+                exam_seconds = time.perf_counter() - t_exam
                 if self.step == 0:
                     self.logger.summary({"step0": self.headline(result)})
                     if tr.save_every:  # so that a crash in step 1 does not redo the step-0 exam
                         self.save_checkpoint()
             bar = tqdm(total=g.steps, initial=self.step, desc=cfg.name, disable=not tr.progress)
+            first_step, t_steps = self.step, time.perf_counter()
             while self.step < g.steps:
                 metrics = self.training_step()
                 self.step += 1
                 self.logger.log(metrics, step=self.step)
                 self.monitor.check(self.step, metrics)  # warns once per check; events.jsonl and wandb
+                if self.step == first_step + 2:  # the run's own probe: two steps and the first exam, projected
+                    self._project(time.perf_counter() - t_steps, exam_seconds, bar if tr.progress else None)
                 if tr.log_completions_every and self.step % tr.log_completions_every == 0:
                     self._log_completions()
                 for cb in self.callbacks:
@@ -444,6 +452,25 @@ class GRPOTrainer:
                 f"({checkpoint.name}, step {self.step}): a resume can keep or raise grpo.steps, not lower it"
             )
         return checkpoint
+
+    def _project(self, two_steps_seconds: float, exam_seconds: float, bar) -> None:
+        """Project the rest of the run from its first two steps and first exam; log it (summary "projection").
+
+        A lower bound when completions grow longer as training goes on (R1-Zero's length growth).
+        """
+        g = self.config.grpo
+        step_s = two_steps_seconds / 2
+        exams_left = sum(self._eval_due(s) for s in range(self.step + 1, g.steps)) + 1  # + the final exam
+        exam_s = exam_seconds if math.isfinite(exam_seconds) else 0.0
+        left = (g.steps - self.step) * step_s + exams_left * exam_s
+        projection = {"step_seconds": step_s, "exam_seconds": exam_seconds, "steps_left": g.steps - self.step,
+                      "exams_left": exams_left, "seconds_left": left, "peak_memory_bytes": peak_memory_bytes(self.device)}
+        self.logger.summary({"projection": projection})
+        exam = f"; exam {exam_seconds:.1f} s × {exams_left}" if math.isfinite(exam_seconds) else ""
+        line = (f"≈ {left / 60:.1f} min left: {g.steps - self.step} steps × {step_s:.2f} s{exam}; peak memory "
+                f"{projection['peak_memory_bytes'] / 2**20:.0f} MiB (from the first two steps; longer answers take longer)")
+        if bar is not None:
+            bar.write(line)
 
     def _eval_due(self, step: int) -> bool:
         """Whether the exam runs at this step: at step 0 (eval.at_start), then every eval.every steps.
@@ -519,6 +546,14 @@ class _FunctionCallback(Callback):
 
     def on_step_end(self, trainer, step, metrics):
         self.fn(trainer, step, metrics)
+
+
+def peak_memory_bytes(device) -> int:
+    """Peak GPU memory allocated on CUDA; else the process's peak resident memory."""
+    if getattr(device, "type", str(device)) == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)  # bytes on macOS, KiB on Linux
 
 
 def _seed_everything(seed: int) -> None:
