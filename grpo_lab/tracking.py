@@ -770,7 +770,13 @@ def read_offline_wandb(path: str | Path, wait_s: float = 0.0) -> list[Any]:
 
     deadline = time.monotonic() + wait_s
     while True:
-        records = _read_wandb_log(path)
+        try:
+            records = _read_wandb_log(path)
+        except FileNotFoundError:  # the service has not created the file yet: wait for it too
+            if wait_s <= 0 or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.2)
+            continue
         if wait_s <= 0 or time.monotonic() >= deadline or any(r.WhichOneof("record_type") == "exit" for r in records):
             return records
         time.sleep(0.2)

@@ -1,7 +1,6 @@
 # ---
 # jupyter:
 #   jupytext:
-#     formats: ipynb,py:percent
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -32,39 +31,39 @@
 #    the two runs compared side by side.
 
 # %%
-# Install grpo-lab if it is missing (e.g. on Colab). In the repository's .venv it is already there.
-import importlib.util
-import os
-import subprocess
-import sys
-import warnings
-from pathlib import Path
+# This notebook runs on the kernel "Python (grpo-lab)", the project's .venv (`make setup`).
+# In any other Python (e.g. Colab) grpo_lab is missing, and this cell stops and says so: set
+# INSTALL = True to pip-install grpo-lab into *this* interpreter (from GRPO_LAB_SOURCE, a clone
+# or git URL, else the clone this notebook sits in).
+INSTALL = False
 
-warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm's notice when ipywidgets is absent
-warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing")  # a transformers deprecation notice
+import importlib.util
 
 if importlib.util.find_spec("grpo_lab") is None:
-    source = os.environ.get("GRPO_LAB_SOURCE") or next(
-        (str(p) for p in (Path.cwd(), Path.cwd().parent) if (p / "pyproject.toml").exists()), None)
-    if source is None:
-        raise RuntimeError("grpo_lab is not installed: set GRPO_LAB_SOURCE to a clone (or git URL) of grpo-lab")
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    if not INSTALL:
+        raise ModuleNotFoundError(
+            "grpo_lab is not installed in this kernel. Pick Kernel > Change Kernel > 'Python (grpo-lab)' "
+            "(made by `make setup`), or set INSTALL = True above to pip-install grpo-lab into this interpreter.")
+    source = os.environ.get("GRPO_LAB_SOURCE") or str(Path.cwd().parent)
+    print(f"pip install {source} into {sys.executable}")
     subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", source])
 
-# %matplotlib inline
+from grpo_lab.notebook import setup_notebook
+
+settings = setup_notebook()  # quiet progress bars and warnings; smoke mode and the runs directory
+SMOKE, RUNS = settings.smoke, settings.runs
 
 # %% [markdown]
 # ## Parameters
 
 # %%
 # CI runs every notebook in a smoke mode (GRPO_LAB_SMOKE=1): few steps and samples, same code path.
-SMOKE = os.environ.get("GRPO_LAB_SMOKE") == "1"
-# Runs go to runs/ beside the notebook (runs-smoke/ in smoke mode, so the two never mix);
-# `make test` points GRPO_LAB_RUNS at a fresh temporary directory.
-RUNS = os.environ.get("GRPO_LAB_RUNS") or ("runs-smoke" if SMOKE else "runs")
 SEED = 0                             # the demo recipe's seed; notebooks 00, 04, 05 and 06 share this run
-EVAL_K = 4 if SMOKE else 16          # exam samples per question (R1: 16 for AIME pass@1)
-SHORTEN = ["grpo.steps=6", "eval.every=3", "tracking.log_completions_every=2"] if SMOKE else []
-RUN_DIR = f"{RUNS}/micro_r1_zero-seed{SEED}"
 BAD_STEPS = 4 if SMOKE else 40       # the run built to fail
 PATIENCE = 2 if SMOKE else 10        # health.patience: steps in a row before a check fires (default 10)
 
@@ -75,13 +74,12 @@ PATIENCE = 2 if SMOKE else 10        # health.patience: steps in a row before a 
 # already in `runs/`, it is loaded (`run_or_load`), else trained (about 4 minutes on a laptop CPU).
 
 # %%
-from grpo_lab import load_config, watched_answers
-from grpo_lab.cli import packaged_config
-from grpo_lab.trainer import run_or_load
+from grpo_lab import watched_answers
+from grpo_lab.notebook import demo_config, run_or_load
 
-cfg = load_config(packaged_config("micro_r1_zero"), [
-    f"grpo.seed={SEED}", f"eval.k={EVAL_K}", f"tracking.run_dir={RUN_DIR}", "tracking.progress=false", *SHORTEN])
-df = run_or_load(cfg)
+cfg = demo_config(settings, seed=SEED)  # the demo recipe in runs/ (shortened in smoke mode)
+RUN_DIR = cfg.run_dir
+df = run_or_load(cfg, live=True)
 print(f"{len(df)} logged steps, exams at steps {df.loc[df['eval/pass@1'].notna(), 'step'].tolist()}")
 
 # %% [markdown]
@@ -149,9 +147,13 @@ for _, row in watched[(watched.step == first) | watched.first_check | watched.lo
 # 8 the model learns to fit its answers in and the checks stay quiet: they judge what the run does.)
 
 # %%
+import warnings
+
+from grpo_lab import load_config
+from grpo_lab.config import packaged_config
 from grpo_lab.trainer import GRPOTrainer
 
-BAD_DIR = f"{RUNS}/too_short-seed{SEED}"
+BAD_DIR = RUNS / f"too_short-seed{SEED}"
 bad_cfg = load_config(packaged_config("micro_r1_zero"), [
     f"grpo.seed={SEED}", "grpo.max_new_tokens=4", f"grpo.steps={BAD_STEPS}", "eval.every=0", "eval.k=4",
     f"health.patience={PATIENCE}", f"health.format_stuck_steps={PATIENCE}", f"tracking.run_dir={BAD_DIR}",
