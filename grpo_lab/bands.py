@@ -29,6 +29,8 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
+from grpo_lab.config import Config, HealthConfig, flatten_keys
+
 PHENOMENA: dict[str, str] = {
     "accuracy": "pass@1",
     "response length": "mean_length",
@@ -57,25 +59,13 @@ BAND_WIDTH_SE = 2.0
 """The band is widened by this many standard errors of one exam on each side."""
 
 
-def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def fingerprint(config: dict[str, Any]) -> dict[str, Any]:
     """The recipe of a config (a dict as in config.yaml): every flattened key but `NOT_RECIPE`.
 
     Read through `Config` so that keys added to grpo-lab since a run was made read as their defaults.
     """
-    from grpo_lab.config import Config
-
     full = Config.from_dict(config, source="config").to_dict()
-    flat = _flatten(json.loads(json.dumps(full)))  # tuples → lists, as in a JSON file
+    flat = flatten_keys(json.loads(json.dumps(full)))  # tuples → lists, as in a JSON file
     return {k: v for k, v in flat.items() if _is_recipe(k)}
 
 
@@ -325,7 +315,6 @@ def make_reference(name: str, run_dirs: list[str | Path], train_bin: int = 10) -
 
     import yaml
 
-    from grpo_lab.config import HealthConfig
     from grpo_lab.health import check_records
     from grpo_lab.tracking import load_run, read_jsonl
 

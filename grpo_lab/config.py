@@ -386,7 +386,7 @@ class Config:
         `self` is the config asked for now, `saved` the one the run was trained with. The message
         names every key that differs, with both values.
         """
-        now, then = _flatten(self.to_dict()), _flatten(saved.to_dict())
+        now, then = flatten_keys(self.to_dict()), flatten_keys(saved.to_dict())
         changed = [key for key in sorted(set(now) | set(then)) if now.get(key) != then.get(key)]
         refused = [key for key in changed if key not in RESUMABLE_KEYS]
         if refused:
@@ -420,12 +420,12 @@ def _is_device_name(name: str) -> bool:
     return name in ("auto", "cpu", "cuda", "mps")
 
 
-def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten_keys(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """{"grpo": {"lr": 1e-6}} -> {"grpo.lr": 1e-6}."""
     out: dict[str, Any] = {}
     for key, value in data.items():
         if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
+            out.update(flatten_keys(value, f"{prefix}{key}."))
         else:
             out[f"{prefix}{key}"] = value
     return out
