@@ -73,10 +73,10 @@ def _is_recipe(key: str) -> bool:
     return not any(key.startswith(p) if p.endswith(".") else key == p for p in NOT_RECIPE)
 
 
-def recipe_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
-    """Keys where two fingerprints differ, as "key: a vs b" (keys out of the recipe, e.g. in an older
-    shipped fingerprint, are not compared)."""
-    keys = sorted(k for k in set(a) | set(b) if _is_recipe(k))
+def recipe_differences(a: dict[str, Any], b: dict[str, Any], recipe_only: bool = False) -> list[str]:
+    """Keys where two flattened configs differ, as "key: a vs b". `recipe_only`: only recipe keys
+    (not NOT_RECIPE's, which an older shipped fingerprint may still hold)."""
+    keys = sorted(k for k in set(a) | set(b) if not recipe_only or _is_recipe(k))
     return [f"{k}: {a.get(k)!r} vs {b.get(k)!r}" for k in keys if a.get(k) != b.get(k)]
 
 
@@ -154,7 +154,7 @@ def match_reference(config: dict[str, Any]) -> tuple[Reference | None, list[str]
     best: tuple[Reference | None, list[str]] = (None, [])
     for name in available_references():
         ref = load_reference(name)
-        diff = recipe_differences(mine, ref.fingerprint)
+        diff = recipe_differences(mine, ref.fingerprint, recipe_only=True)
         if not diff:
             return ref, []
         if best[0] is None or len(diff) < len(best[1]):
@@ -181,7 +181,7 @@ def compare_to_band(df: pd.DataFrame, reference: Reference | None = None) -> pd.
         if reference is None:
             raise FileNotFoundError("no reference runs are shipped (grpo_lab/reference_runs/)")
     else:
-        diff = recipe_differences(fingerprint(config), reference.fingerprint)
+        diff = recipe_differences(fingerprint(config), reference.fingerprint, recipe_only=True)
     if diff:
         raise RecipeMismatch(reference.name, diff)
     exams = _run_exams(df)
@@ -261,7 +261,7 @@ def plot_band(df: pd.DataFrame, reference: Reference | None = None) -> Figure:
     if reference is None:
         reference, diff = match_reference(config)
     elif config:
-        diff = recipe_differences(fingerprint(config), reference.fingerprint)
+        diff = recipe_differences(fingerprint(config), reference.fingerprint, recipe_only=True)
     if reference is None or diff:
         fig = Figure(figsize=(12.0, 1.5))
         why = RecipeMismatch(reference.name, diff) if reference is not None else "no reference runs are shipped"

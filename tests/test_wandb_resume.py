@@ -51,7 +51,10 @@ def config(model_dir: Path, exam: Path, run_dir: Path) -> Config:
 
 
 def _env(wandb_dir: Path) -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "WANDB_SILENT": "true",
+    # No WANDB_* from this process: an earlier in-process wandb run leaves e.g. WANDB_SERVICE set,
+    # and a child would then hand its records to that (parent's) service instead of writing its own.
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    return {**inherited, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "WANDB_SILENT": "true",
             "WANDB_DIR": str(wandb_dir), "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}
 
 
