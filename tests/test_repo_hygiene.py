@@ -3,7 +3,7 @@
 The design's facts live in docs/reference.md and the code cites its sections ("docs/reference.md
 §2.4"). A citation of the notes files that only existed beside the repository (the old reference
 notes by section number, a path into the `shared` folder next to the clone, the micro-world notes)
-or a path on one developer's machine (under /work) means nothing to a learner on a fresh clone, so
+or a path on one developer's machine (under the workspace root) means nothing to a learner on a fresh clone, so
 every file git tracks is checked for them.
 
 This file is tracked too: its patterns and examples are spelled so that they do not match
@@ -25,8 +25,8 @@ OUTSIDE_POINTERS = {
     "a section of the old reference notes": re.compile(r"\bREFERENCE(?:\.md)?\s*§|\bREFERENCE\.md\b"),
     "a path into the shared folder beside the clone": re.compile(r"\.\./shared\b"),
     "the micro-world notes outside the repository": re.compile(r"MICRO_WORLD_NOTE[S]"),
-    # An absolute path into a developer's /work directory (not part of a URL or a longer path).
-    "an absolute path under /work": re.compile(r"(?<![\w.~/-])/wor[k]/"),
+    # An absolute path into a developer's workspace directory (not part of a URL or a longer path).
+    "an absolute path under the workspace root": re.compile(r"(?<![\w.~/-])/wor[k]/"),
 }
 
 
@@ -76,8 +76,8 @@ def test_no_tracked_file_points_outside_the_repository(tracked_files, what):
         ("(REFERENCE" + ".md §3)", "a section of the old reference notes"),
         ("notes in .." + "/shared/NOTES.md", "a path into the shared folder beside the clone"),
         ("MICRO_WORLD_" + "NOTES.md", "the micro-world notes outside the repository"),
-        ('"argv": ["/' + 'work/main/.venv/bin/python"]', "an absolute path under /work"),
-        ("cd /" + "work/wt-x && make", "an absolute path under /work"),
+        ('"argv": ["/' + 'work/main/.venv/bin/python"]', "an absolute path under the workspace root"),
+        ("cd /" + "work/wt-x && make", "an absolute path under the workspace root"),
     ],
 )
 def test_the_patterns_catch_what_they_are_for(text, what):
@@ -86,7 +86,7 @@ def test_the_patterns_catch_what_they_are_for(text, what):
 
 @pytest.mark.parametrize(
     "text",
-    ["docs/reference.md §2.4", "https://example.org/work/page", "~/work/clone", "runs/work/x", "network/work/"],
+    ["docs/reference.md §2.4", "https://example.org/wo" + "rk/page", "~/wo" + "rk/clone", "runs/wo" + "rk/x", "network/wo" + "rk/"],
 )
 def test_the_patterns_leave_legitimate_text_alone(text):
     assert not any(pattern.search(text) for pattern in OUTSIDE_POINTERS.values())
