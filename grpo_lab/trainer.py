@@ -108,6 +108,7 @@ class GRPOTrainer:
         self.device = next(model.parameters()).device
         # grpo.sampler: the Hugging Face forward (the readable reference), the lean decoder or vLLM.
         self.sampler = make_sampler(cfg, model)
+        self._lean = False  # grpo.train_forward's choice, decided at each step (the model may change)
         self.reference = ReferencePolicy(model, cfg.model.use_lora, needed=g.beta != 0.0)
 
         if reward_funcs is None:  # the config's functions and weights (the config checked they pair up)
@@ -242,7 +243,7 @@ class GRPOTrainer:
         for rows, part in micro_batches(batch, g.micro_batch_size):
             T = part["completion_ids"].size(1)
             logps, entropy = per_token_logps(self.model, part, g.temperature, with_entropy=True,
-                                             lean=getattr(self, "_lean", False))
+                                             lean=self._lean)
             old = logps.detach() if old_logps is None else old_logps[rows, :T]
             loss, part_stats = grpo_loss(
                 logps, old, advantages[rows], part["completion_mask"],
