@@ -27,6 +27,7 @@ import yaml
 
 from grpo_lab.checkpoint import find_valid_checkpoint
 from grpo_lab.config import Config, load_config, packaged_config
+from grpo_lab.estimate import estimate_run
 from grpo_lab.tracking import load_run, read_summary
 
 SHIPPED_DEMO = Path("shipped") / "micro_r1_zero-seed0"
@@ -112,7 +113,8 @@ def run_status(config: Config, run_dir: str | Path | None = None) -> str:
     return "new"
 
 
-def run_or_load(config: Config, *, restart: bool = False, live: bool = False, **trainer_kwargs):
+def run_or_load(config: Config, *, restart: bool = False, live: bool = False, estimate: bool = True,
+                reference_run: str | Path | None = None, **trainer_kwargs):
     """Load the config's run if it is finished, resume it if it was interrupted, else train it.
 
     Returns the run's DataFrame (grpo_lab.load_run). Notebooks use this so that one run serves
@@ -125,6 +127,13 @@ def run_or_load(config: Config, *, restart: bool = False, live: bool = False, **
     - `restart=True`: a fresh run from step 0; the earlier one is moved to RUN/previous/<time>/.
 
     `live=True` adds a `grpo_lab.plots.LivePlot` (curves and a progress line while it trains).
+
+    `estimate=True` (the default): before a run is trained from step 0, a two-step probe of the
+    same recipe on this machine prints how long the run will take here ("≈ N min on this
+    machine", `grpo_lab.estimate.estimate_run`), so a long cell says up front what it costs.
+    `reference_run`, a finished run of the same recipe, scales that projection by its logged
+    growth in step time. A resumed run prints the step it continues from instead; its progress
+    line gives the time left from the second step on. Loading a finished run probes nothing.
     """
     from grpo_lab.trainer import GRPOTrainer  # here, so that setup_notebook's filters are in place first
 
@@ -141,6 +150,9 @@ def run_or_load(config: Config, *, restart: bool = False, live: bool = False, **
     resume = status.startswith("interrupted") and not restart
     if resume:
         print(f"{run_dir}: {status}; resuming from that checkpoint (restart=True starts over)")
+    elif estimate:
+        print(f"{run_dir}: training {config.grpo.steps} steps; a two-step probe first says how long:")
+        print(estimate_run(config, reference_run=reference_run), flush=True)
     try:
         return GRPOTrainer(config, callbacks=callbacks, **trainer_kwargs).train(resume=resume)
     except KeyboardInterrupt as exc:

@@ -119,23 +119,22 @@ plot_r1_zero_figures(shipped)
 # notebook; the shipped copy is never touched). A finished run there is loaded, not retrained. An
 # interrupted one (Kernel > Interrupt) continues from its last checkpoint when you run the cell
 # again, exactly as `grpo-lab train --resume` would; `run_or_load(cfg, restart=True)` starts over
-# (the earlier run is moved to `previous/`). First, how long it will take here:
+# (the earlier run is moved to `previous/`). Before it trains, a two-step probe says how long it will take here.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-from grpo_lab.estimate import estimate_run
 from grpo_lab.notebook import demo_config, run_status
 
 cfg = demo_config(settings)  # the recipe above, seed 0, in RUNS/micro_r1_zero-seed0 (shortened in smoke mode)
 status = run_status(cfg)
 print(f"{cfg.run_dir}: {status}")
-if status == "new":  # an interrupted run resumes: its progress line says how long is left
-    print(estimate_run(cfg, reference_run=None if SMOKE else settings.shipped))
 
 # %%
 from grpo_lab.notebook import run_or_load
 
-df = run_or_load(cfg, live=True)   # one row per RL step; eval/ columns at the exam steps
+# A new run: a two-step probe prints "≈ N min on this machine" first (scaled by the shipped run's
+# growth in step time as completions get longer). One row per RL step; eval/ columns at exam steps.
+df = run_or_load(cfg, live=True, reference_run=None if SMOKE else settings.shipped)
 
 # %% [markdown]
 # ## Your run

@@ -21,7 +21,7 @@
 #
 # **Time.** Training is 500 RL steps and 11 exams: 3.4 min for `make demo` on an idle AVX-512 CPU,
 # 9.4 min on a 2-core AVX2 laptop (the project's measurements); the committed outputs were made on
-# a 2-core AMD EPYC with AVX-512 shared with other jobs. The estimate cell below measures your
+# a 2-core AMD EPYC with AVX-512 shared with other jobs. The training cell below first measures your
 # machine. With the run already trained, this notebook ran in 30 s (full mode, same machine).
 
 # %%
@@ -83,18 +83,17 @@ plot_r1_zero_figures(shipped)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-from grpo_lab.estimate import estimate_run
 from grpo_lab.notebook import run_status
 
 status = run_status(cfg)
 print(f"{cfg.run_dir}: {status}")
-if status == "new":  # an interrupted run resumes: its progress line says how long is left
-    print(estimate_run(cfg, reference_run=None if SMOKE else settings.shipped))
 
 # %%
 from grpo_lab.notebook import run_or_load
 
-df = run_or_load(cfg, live=True)
+# A new run: a two-step probe prints "≈ N min on this machine" first (scaled by the shipped run's
+# growth in step time as completions get longer).
+df = run_or_load(cfg, live=True, reference_run=None if SMOKE else settings.shipped)
 
 # %%
 plot_r1_zero_figures(df)

@@ -160,3 +160,15 @@ def test_live_plot_progress_line_names_the_phenomena_and_the_time_left():
     line = live.progress_line(11, metrics, start + 20.0)  # 10 steps in 20 s
     assert line == ("step 11/100 · reward 0.50 · accuracy 0.25 · length 40 · reflection 0.10 · 2.0 s/step"
                     " · ≈ 3.0 min left")
+
+
+def test_run_or_load_prints_a_probe_estimate_before_training_but_not_when_loading(tiny_model_dir, tiny_exam, tmp_path, capsys):
+    cfg = tiny_config(tiny_model_dir, tiny_exam, tmp_path / "run", steps=3)
+    run_or_load(cfg)
+    trained = capsys.readouterr().out
+    assert "a two-step probe first says how long" in trained
+    assert "min on this machine: 3 steps ×" in trained
+    run_or_load(cfg)
+    assert "min on this machine" not in capsys.readouterr().out  # loaded: nothing probed
+    run_or_load(cfg.with_overrides([f"tracking.run_dir={tmp_path / 'quiet'}"]), estimate=False)
+    assert "min on this machine" not in capsys.readouterr().out
