@@ -101,7 +101,9 @@ def soft_format_reward(prompts: list[str], completions: list[str], **kwargs: Any
     - 1.0 if ``<think>…</think>`` followed (after optional whitespace) by ``<answer>…</answer>``
       appears anywhere in the completion (text before or after is tolerated);
     - otherwise 0.25 for each of the four tags that appears exactly once, capped at 0.75, so only
-      the right order can earn full credit.
+      the right order can earn full credit. A ``<think>`` that the prompt prefilled (data.template
+      "r1_chat_think") earns nothing: partial credit is for tags the model wrote, so an empty or
+      garbled completion scores 0 with every template (`grpo-lab check-rewards` checks this).
 
     Why: with a strict 0/1 reward a base model that never emits the exact layout gets no gradient
     from the format at all; partial credit for each tag gives it a slope to climb (the open-r1 and
@@ -109,11 +111,12 @@ def soft_format_reward(prompts: list[str], completions: list[str], **kwargs: Any
     """
     rewards = []
     for prompt, completion in _paired(prompts, completions):
-        completion = assistant_text(prompt, completion)
-        if _ORDERED_TAGS.search(completion):
+        text = assistant_text(prompt, completion)
+        if _ORDERED_TAGS.search(text):
             rewards.append(1.0)
             continue
-        present_once = sum(completion.count(tag) == 1 for tag in _TAGS)
+        written = _TAGS[1:] if text is not completion else _TAGS  # not the prefilled <think>
+        present_once = sum(text.count(tag) == 1 for tag in written)
         rewards.append(min(0.75, 0.25 * present_once))
     return rewards
 

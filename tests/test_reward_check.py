@@ -53,9 +53,10 @@ def test_coin_flip_is_reported_as_not_checked():
 
 
 @pytest.mark.parametrize("config", ["smollm2-135m_r1_zero"])
-def test_soft_format_with_a_prefilled_think_pays_for_an_empty_completion(config):
-    """A finding of the check itself: with data.template r1_chat_think the prompt already holds
-    <think>, so soft_format gives 0.25 to an empty completion (one of its four tags is present)."""
+def test_soft_format_with_a_prefilled_think_pays_nothing_for_an_empty_completion(config):
+    """The check's own finding, fixed: with data.template r1_chat_think the prompt already holds
+    <think>, and soft_format once paid 0.25 for an empty completion (that tag counted as present).
+    Now partial credit is for tags the model wrote, and the check passes."""
     result = check_rewards(load_config(cli.packaged_config(config)))
-    assert any("soft_format: pays for empty or garbled completions" in f for f in result.failures)
+    assert not any("soft_format" in f for f in result.failures), result.failures
     assert result.table.loc["accuracy", "gold: full marks"] == "30/30"

@@ -122,6 +122,15 @@ def test_soft_format_reward_gives_partial_credit_per_tag():
     assert one(soft_format_reward, "nothing") == 0.0
 
 
+def test_soft_format_reward_gives_no_credit_for_a_prefilled_think():
+    prompt = "<|im_start|>assistant\n<think>"
+    assert soft_format_reward([prompt], [""]) == [0.0]
+    assert soft_format_reward([prompt], ["just rambling"]) == [0.0]
+    assert soft_format_reward([prompt], [" a </think> no answer"]) == [0.25]
+    assert soft_format_reward([prompt], [" a </think> <answer>"]) == [0.5]
+    assert soft_format_reward([prompt], [" a </think> <answer>4</answer>"]) == [1.0]
+
+
 def test_soft_format_reward_never_gives_full_credit_out_of_order():
     assert one(soft_format_reward, "</think><think><answer></answer>") == 0.75
 
