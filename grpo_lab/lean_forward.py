@@ -151,6 +151,7 @@ def _linear(linear, x: torch.Tensor, training: bool) -> torch.Tensor:
     result = F.linear(x, base.weight, base.bias)
     if linear.disable_adapters or linear.merged:  # π_ref (adapters off), or weights merged by the user
         return result
+    result_dtype = result.dtype  # PEFT keeps adapters in float32 under a float16/bfloat16 base, then casts back
     for name in linear.active_adapters:
         if name not in linear.lora_A:
             continue
@@ -160,7 +161,7 @@ def _linear(linear, x: torch.Tensor, training: bool) -> torch.Tensor:
         a_in = F.dropout(x, p, training=training and dropout.training) if p else x
         a_in = a_in.to(A.dtype)
         result = result + F.linear(F.linear(a_in, A), Bm) * linear.scaling[name]
-    return result
+    return result.to(result_dtype)
 
 
 def _rms_norm(x: torch.Tensor, norm) -> torch.Tensor:

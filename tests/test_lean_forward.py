@@ -23,9 +23,9 @@ from grpo_lab.rollout import generate
 QUESTIONS = ["1 + 2 + 3 = ?", "14 + 4 = ?", "7 + 8 + 9 + 10 = ?"]
 
 
-def _model(name_or_path: str, lora_dropout: float = 0.0):
+def _model(name_or_path: str, lora_dropout: float = 0.0, dtype: str = "float32"):
     """A LoRA-wrapped model whose adapters matter (B ≠ 0), so policy and reference differ."""
-    model, tok = load_model_and_tokenizer(ModelConfig(name_or_path=name_or_path, dtype="float32", device="cpu",
+    model, tok = load_model_and_tokenizer(ModelConfig(name_or_path=name_or_path, dtype=dtype, device="cpu",
                                                       lora_dropout=lora_dropout))
     torch.manual_seed(0)
     with torch.no_grad():
@@ -123,6 +123,16 @@ def test_micro_model_log_probs_and_lora_gradients_equal_the_hf_path(micro, micro
 
 def test_micro_model_without_padding_equals_the_hf_path(micro, micro_batch):
     _assert_same(micro[0], _unpadded(micro_batch))  # SDPA's own causal mask, as HF then uses
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_half_precision_base_with_float32_adapters_equals_the_hf_path(dtype):
+    """PEFT keeps the adapters in float32 under a 16-bit base and casts each layer's output back;
+    the lean forward once skipped that cast and crashed at the next matmul (model.dtype=float16)."""
+    model, tok = _model("micro", dtype=dtype)
+    assert {p.dtype for p in trainable_parameters(model)} == {torch.float32}
+    assert next(p for n, p in model.named_parameters() if "lora" not in n).dtype == getattr(torch, dtype)
+    _assert_same(model, _batch(model, tok))
 
 
 def test_reference_pass_with_adapters_off_equals_the_hf_path(micro, micro_batch):
