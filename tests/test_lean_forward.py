@@ -204,3 +204,15 @@ def test_smollm2_log_probs_and_lora_gradients_equal_the_hf_path():
     model, tok = _model("smollm2-135m")
     batch = _batch(model, tok, template="r1_chat_think", max_new_tokens=12)
     _assert_same(model, batch)
+
+
+def test_a_bfloat16_run_trains_with_the_lean_forward(tiny_model_dir, tiny_exam, tmp_path):
+    """End to end: the lean update forward (train_forward=lean) under a bfloat16 base model."""
+    from grpo_lab.trainer import GRPOTrainer
+    from tests.conftest import tiny_config
+
+    cfg = tiny_config(tiny_model_dir, tiny_exam, tmp_path / "run", steps=2, train_forward="lean").with_overrides(
+        ["model.dtype=bfloat16"])
+    trainer = GRPOTrainer(cfg, run_dir=tmp_path / "run")
+    trainer.train()
+    assert trainer._lean and trainer.step == 2
