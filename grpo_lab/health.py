@@ -215,9 +215,13 @@ class HealthMonitor:
         bad = [k for k in NONFINITE_KEYS if k in metrics and (v := _finite(metrics[k])) is not None
                and not math.isfinite(v)]
         skipped = _finite(metrics.get("nonfinite_skipped")) or 0.0
-        if bad or skipped > 0:
-            what = ", ".join(bad) if bad else "the loss or gradient"
-            streak("nonfinite", True, float("nan"), 0.0, f"{what} not finite (step skipped)", 1)
+        weights = _finite(metrics.get("nonfinite_weights")) or 0.0  # the trainer stops the run on these
+        if bad or skipped > 0 or weights > 0:
+            if weights > 0:
+                what = "trainable weights became NaN/inf in the optimizer step (training stopped)"
+            else:
+                what = (", ".join(bad) if bad else "the loss or gradient") + " not finite (step skipped)"
+            streak("nonfinite", True, float("nan"), 0.0, what, 1)
 
         for alert in new:
             self.alerts.append(alert)

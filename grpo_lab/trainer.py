@@ -150,6 +150,7 @@ class GRPOTrainer:
         self._restored_eval: dict[int, dict[str, float]] = {}
         self._last_saved_step: int | None = None
         self.logger: RunLogger | None = None
+        self.monitor: HealthMonitor | None = None  # the run-health checks, attached when train() starts
 
     # The run state's counters, readable as the trainer's own (trainer.step, ...).
     step = property(lambda self: self.state.step, lambda self, v: setattr(self.state, "step", v))
@@ -287,10 +288,17 @@ class GRPOTrainer:
         """
         if not params or bool(torch.stack([torch.isfinite(p).all() for p in params]).all()):
             return
+        if self.monitor is not None:  # the nonfinite alert: events.jsonl, wandb and the report, before the stop
+            self.monitor.check(self.step + 1, {"nonfinite_weights": 1.0})
+        half = sorted({str(p.dtype).removeprefix("torch.") for p in params} & {"float16", "bfloat16"})
+        advice = (f"The trainable weights are {'/'.join(half)}: AdamW's eps (1e-8) and small updates vanish "
+                  "in 16 bits (eps is 0 in float16). Train them in float32: model.dtype=float32, or LoRA "
+                  "(model.use_lora=true keeps the adapters in float32 under a 16-bit base)."
+                  if half else "Try a lower grpo.lr.")
         self._stop(
             f"the optimizer step of step {self.step + 1} made trainable weights NaN/inf (grpo.lr = "
             f"{self.config.grpo.lr}, grpo.max_grad_norm = {self.config.grpo.max_grad_norm}); training stopped "
-            "and nothing was saved from this step. {where}. Try a lower grpo.lr."
+            "and nothing was saved from this step. {where}. " + advice
         )
 
     def _stop(self, message: str) -> None:

@@ -227,3 +227,21 @@ def test_online_an_alert_is_also_sent_as_a_wandb_alert(tmp_path):
     assert "KL blow-up" in fake.summary["health/kl_blowup"]
     [(title, text, level)] = fake.alerts
     assert title == "grpo-lab: KL blow-up" and "lower grpo.lr" in text and level.endswith("WARN")
+
+
+def test_weights_made_non_finite_fire_the_alert_before_the_run_stops(tiny_model_dir, tiny_exam, tmp_path, one_thread):
+    """Full fine-tuning in float16: AdamW's eps is 0 in 16 bits, a zero-gradient weight gets 0/0, and
+    the trainer stops the run. The nonfinite alert is in events.jsonl first, and the stop names the dtype."""
+    from grpo_lab.trainer import GRPOTrainer, TrainingStopped
+
+    run_dir = tmp_path / "run"
+    cfg = tiny_config(tiny_model_dir, tiny_exam, run_dir, steps=3).with_overrides(
+        ["model.dtype=float16", "model.use_lora=false", "grpo.lr=1e-4"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(TrainingStopped, match="float16: AdamW's eps"):
+            GRPOTrainer(cfg, run_dir=run_dir).train()
+    events = read_jsonl(run_dir / "events.jsonl")
+    assert [(e["check"], e["step"]) for e in events] == [("nonfinite", 1)]
+    assert "trainable weights became NaN/inf" in events[0]["condition"]
+    assert health_report(run_dir).loc["nonfinite", "status"] == "FIRED at step 1"
