@@ -113,7 +113,11 @@ def run_status(config: Config, run_dir: str | Path | None = None) -> str:
     return "new"
 
 
-def run_or_load(config: Config, *, restart: bool = False, live: bool = False, estimate: bool = True,
+PROBE_MIN_STEPS = 20
+"""run_or_load probes (estimate=None) only runs longer than this: a two-step probe is then ≤ 10% of the steps."""
+
+
+def run_or_load(config: Config, *, restart: bool = False, live: bool = False, estimate: bool | None = None,
                 reference_run: str | Path | None = None, **trainer_kwargs):
     """Load the config's run if it is finished, resume it if it was interrupted, else train it.
 
@@ -128,9 +132,12 @@ def run_or_load(config: Config, *, restart: bool = False, live: bool = False, es
 
     `live=True` adds a `grpo_lab.plots.LivePlot` (curves and a progress line while it trains).
 
-    `estimate=True` (the default): before a run is trained from step 0, a two-step probe of the
-    same recipe on this machine prints how long the run will take here ("≈ N min on this
-    machine", `grpo_lab.estimate.estimate_run`), so a long cell says up front what it costs.
+    `estimate`: before a run is trained from step 0, a two-step probe of the same recipe on this
+    machine prints how long the run will take here ("≈ N min on this machine",
+    `grpo_lab.estimate.estimate_run`), so a long cell says up front what it costs. The default
+    (None) probes runs of more than PROBE_MIN_STEPS steps, where the probe costs at most a tenth
+    of the run; a shorter run (smoke mode) would spend as long probing as training. True or False
+    decides for any run.
     `reference_run`, a finished run of the same recipe, scales that projection by its logged
     growth in step time. A resumed run prints the step it continues from instead; its progress
     line gives the time left from the second step on. Loading a finished run probes nothing.
@@ -150,7 +157,7 @@ def run_or_load(config: Config, *, restart: bool = False, live: bool = False, es
     resume = status.startswith("interrupted") and not restart
     if resume:
         print(f"{run_dir}: {status}; resuming from that checkpoint (restart=True starts over)")
-    elif estimate:
+    elif estimate or (estimate is None and config.grpo.steps > PROBE_MIN_STEPS):
         print(f"{run_dir}: training {config.grpo.steps} steps; a two-step probe first says how long:")
         print(estimate_run(config, reference_run=reference_run), flush=True)
     try:

@@ -223,6 +223,7 @@ return {
   dialog: dialog ? dialog.textContent : null,
   kernel: kernel ? kernel.textContent.trim() : null,
   status: indicator ? indicator.getAttribute('data-status') : null,
+  dirty: document.querySelectorAll('.lm-TabBar-tab.jp-mod-dirty').length,
   prompts: Array.from(panel.querySelectorAll('.jp-CodeCell .jp-InputPrompt')).map(p => p.textContent.trim()),
 };
 """
@@ -292,6 +293,10 @@ def test_notebook_runs_all_in_jupyterlab_in_a_real_browser(tmp_path, monkeypatch
 
         state = _wait_for("the notebook to open with an idle kernel", kernel_ready, deadline.left(90))
         assert state["kernel"] == KERNEL_DISPLAY_NAME, f"toolbar kernel {state['kernel']!r}, expected {KERNEL_DISPLAY_NAME!r}"
+        # Opening a notebook must not mark it modified (JupyterLab's dot on the tab): its metadata already
+        # holds what the kernel reports. A moment later, as the kernel's info reply may land after idle.
+        time.sleep(2)
+        assert driver.execute_script(JS_STATE)["dirty"] == 0, "the notebook shows as modified right after opening"
         n_cells = len(state["prompts"])
         assert n_cells > 0 and not any(re.fullmatch(r"\[\d+\]:", p) for p in state["prompts"]), state["prompts"]
 

@@ -164,7 +164,7 @@ def test_live_plot_progress_line_names_the_phenomena_and_the_time_left():
 
 def test_run_or_load_prints_a_probe_estimate_before_training_but_not_when_loading(tiny_model_dir, tiny_exam, tmp_path, capsys):
     cfg = tiny_config(tiny_model_dir, tiny_exam, tmp_path / "run", steps=3)
-    run_or_load(cfg)
+    run_or_load(cfg, estimate=True)  # the default probes only runs of more than PROBE_MIN_STEPS steps
     trained = capsys.readouterr().out
     assert "a two-step probe first says how long" in trained
     assert "min on this machine: 3 steps ×" in trained
@@ -172,3 +172,15 @@ def test_run_or_load_prints_a_probe_estimate_before_training_but_not_when_loadin
     assert "min on this machine" not in capsys.readouterr().out  # loaded: nothing probed
     run_or_load(cfg.with_overrides([f"tracking.run_dir={tmp_path / 'quiet'}"]), estimate=False)
     assert "min on this machine" not in capsys.readouterr().out
+
+
+def test_run_or_load_probes_long_runs_by_default_and_skips_short_ones(tiny_model_dir, tiny_exam, tmp_path, capsys,
+                                                                      monkeypatch):
+    import grpo_lab.notebook as notebook
+
+    cfg = tiny_config(tiny_model_dir, tiny_exam, tmp_path / "short", steps=2)
+    run_or_load(cfg)
+    assert "probe" not in capsys.readouterr().out
+    monkeypatch.setattr(notebook, "PROBE_MIN_STEPS", 1)  # as if 2 steps were a long run
+    run_or_load(cfg.with_overrides([f"tracking.run_dir={tmp_path / 'long'}"]))
+    assert "min on this machine: 2 steps" in capsys.readouterr().out
