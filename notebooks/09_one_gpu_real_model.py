@@ -137,6 +137,11 @@ pd.DataFrame(rows)
 # 4 prompts × G = 8 samples a step at T 0.7, up to 48 new tokens, lr 3e-4, no KL term (β = 0), 30
 # steps; the exam (30 held-out sums, 16 samples each at T 0.6, top-p 0.95) at steps 0, 15 and 30.
 # The control is the same run with both rewards replaced by coin flips.
+#
+# The outputs below come from runs trained before a fix to `soft_format`: the `<think>` the
+# template prefills used to count as a tag, so every completion got 0.25 of it (the table above
+# was re-run with the fix: 0.00 for a completion with no tag of its own). A rerun of these
+# two runs with the fix (about an hour on 2 cores) has not been made yet.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
