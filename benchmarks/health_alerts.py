@@ -27,6 +27,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+os.environ.setdefault("TQDM_DISABLE", "1")  # no "Loading weights" bar between the lines of the table
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
