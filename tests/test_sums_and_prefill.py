@@ -55,7 +55,7 @@ def test_the_format_is_judged_on_the_assistant_turn_prefill_included():
     assert format_reward([prompt], [closed]) == [1.0]
     assert format_reward([""], [closed]) == [0.0]  # without the prefill the think block was never opened
     assert soft_format_reward([prompt], [closed]) == [1.0]
-    assert soft_format_reward([prompt], [" 1 + 2 = 3"]) == [0.25]  # only the prefilled <think>
+    assert soft_format_reward([prompt], [" 1 + 2 = 3"]) == [0.0]  # the prefilled <think> earns no partial credit
     # a completion that opens a second think block does not get the format
     assert format_reward([prompt], ["<think> 3 </think> <answer> 3 </answer>"]) == [0.0]
 
