@@ -117,8 +117,8 @@ PROBE_MIN_STEPS = 20
 """run_or_load probes (estimate=None) only runs longer than this: a two-step probe is then ≤ 10% of the steps."""
 
 
-def run_or_load(config: Config, *, restart: bool = False, live: bool = False, estimate: bool | None = None,
-                reference_run: str | Path | None = None, **trainer_kwargs):
+def run_or_load(config: Config, *, restart: bool = False, live: bool = False, keep_figure: bool = True,
+                estimate: bool | None = None, reference_run: str | Path | None = None, **trainer_kwargs):
     """Load the config's run if it is finished, resume it if it was interrupted, else train it.
 
     Returns the run's DataFrame (grpo_lab.load_run). Notebooks use this so that one run serves
@@ -130,7 +130,8 @@ def run_or_load(config: Config, *, restart: bool = False, live: bool = False, es
       exactly as `grpo-lab train --resume RUN_DIR` would (same `GRPOTrainer.train(resume=True)`);
     - `restart=True`: a fresh run from step 0; the earlier one is moved to RUN/previous/<time>/.
 
-    `live=True` adds a `grpo_lab.plots.LivePlot` (curves and a progress line while it trains).
+    `live=True` adds a `grpo_lab.plots.LivePlot` (curves and a progress line while it trains);
+    `keep_figure=False` clears its curves when the run ends and keeps the progress line.
 
     `estimate`: before a run is trained from step 0, a two-step probe of the same recipe on this
     machine prints how long the run will take here ("≈ N min on this machine",
@@ -153,7 +154,8 @@ def run_or_load(config: Config, *, restart: bool = False, live: bool = False, es
     if live:
         from grpo_lab.plots import LivePlot
 
-        callbacks.append(LivePlot(every=max(1, config.grpo.steps // 50), total=config.grpo.steps))
+        callbacks.append(LivePlot(every=max(1, config.grpo.steps // 50), total=config.grpo.steps,
+                                  keep_figure=keep_figure))
     resume = status.startswith("interrupted") and not restart
     if resume:
         print(f"{run_dir}: {status}; resuming from that checkpoint (restart=True starts over)")

@@ -262,12 +262,15 @@ class LivePlot:
     accuracy, response length, reflection rate, seconds per step and the time left (every step,
     and each exam's pass@1 when it lands), and the four panels of `plot_r1_zero_figures`
     (at the first step, every `every` steps and the last). Both stay when the run ends, so the
-    cell keeps its record. Outside Jupyter (no IPython kernel) it only collects `rows`, so the
-    same code runs in scripts. `GRPOTrainer(cfg, callbacks=[LivePlot(every=10, total=cfg.grpo.steps)])`.
+    cell keeps its record; `keep_figure=False` clears the curves when the run ends and keeps the
+    line (a notebook that trains many runs and compares them afterwards, as 07 does, would
+    otherwise carry a figure per run). Outside Jupyter (no IPython kernel) it only collects `rows`,
+    so the same code runs in scripts. `GRPOTrainer(cfg, callbacks=[LivePlot(every=10, total=cfg.grpo.steps)])`.
     """
 
-    def __init__(self, every: int = 10, window: int = 10, total: int | None = None):
+    def __init__(self, every: int = 10, window: int = 10, total: int | None = None, keep_figure: bool = True):
         self.every, self.window, self.total = max(1, every), window, total
+        self.keep_figure = keep_figure
         self.rows: list[dict] = []
         self._start: tuple[float, int] | None = None  # (time, step) of the first step seen
         self._line = self._exam = ""  # the last progress line, and the last exam's result
@@ -303,7 +306,10 @@ class LivePlot:
     def on_train_end(self, trainer) -> None:
         if self.active and self.rows:
             self._show_text(f"{self._line}{self._exam} · finished")
-            self._draw()  # the last state stays in the cell's output
+            if self.keep_figure:
+                self._draw()  # the last state stays in the cell's output
+            elif self._figure is not None:
+                self._figure.update({"text/plain": ""}, raw=True)
 
     def progress_line(self, step: int, metrics: dict, now: float) -> str:
         """'step 120/500 · reward 0.62 · accuracy 0.55 · length 45 · reflection 0.30 · 1.9 s/step · ≈ 12 min left'."""

@@ -92,9 +92,15 @@ COMMON = [f"grpo.steps={STEPS}", f"grpo.lr={LR}", f"eval.k={EVAL_K}", f"eval.eve
           "tracking.save_every=0", "tracking.log_completions_every=0"]
 
 def ablation(name, *overrides, config="micro_r1_zero"):
-    """One arm, trained (or loaded) on every seed: {seed: the run's DataFrame}."""
+    """One arm, trained (or loaded) on every seed: {seed: the run's DataFrame}.
+
+    While a run trains, its curves and progress line show live; when it ends the curves are
+    cleared and the line stays (the comparisons below draw every run; 14 live figures would
+    make this notebook 4 MB).
+    """
     return {seed: run_or_load(load_config(packaged_config(config), COMMON + [
-        f"name={name}", f"grpo.seed={seed}", f"tracking.run_dir={RUNS}/07_{name}-seed{seed}", *overrides]), live=True)
+        f"name={name}", f"grpo.seed={seed}", f"tracking.run_dir={RUNS}/07_{name}-seed{seed}", *overrides]),
+        live=True, keep_figure=False)
         for seed in SEEDS}
 
 def seeds_of(**named_arms):
