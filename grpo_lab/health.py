@@ -85,7 +85,8 @@ CHECKS: dict[str, Check] = {c.name: c for c in (
           "lower grpo.lr or grpo.max_grad_norm, raise grpo.beta, and read recent completions"),
     Check("nonfinite", "non-finite values",
           "a loss, gradient, reward, KL or entropy was NaN/inf (the step was skipped, see "
-          "grpo.max_nonfinite_steps); a few in a row stop the run",
+          "grpo.max_nonfinite_steps; a few in a row stop the run), or an optimizer step made the "
+          "weights NaN/inf (the run stops at once)",
           "lower grpo.lr or grpo.max_grad_norm, use float32 (model.dtype), and check the reward functions"),
 )}
 """Every check, by name (the `health/<name>` keys in wandb and the `check` field in events.jsonl)."""

@@ -115,7 +115,8 @@ def soft_format_reward(prompts: list[str], completions: list[str], **kwargs: Any
         if _ORDERED_TAGS.search(text):
             rewards.append(1.0)
             continue
-        written = _TAGS[1:] if text is not completion else _TAGS  # not the prefilled <think>
+        prefilled = text != completion  # the template opened <think>; the model did not write it
+        written = _TAGS[1:] if prefilled else _TAGS
         present_once = sum(text.count(tag) == 1 for tag in written)
         rewards.append(min(0.75, 0.25 * present_once))
     return rewards
