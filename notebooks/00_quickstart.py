@@ -36,8 +36,7 @@
 # measures a two-step probe on *your* machine and prints its own estimate. The committed outputs
 # are a first run on a fresh clone (full mode, same machine and load): the whole notebook took
 # 462 s, the probe said ≈ 8.4 min and the training took 7.4 min (445 s, `rl_seconds` in the run's
-# summary.json). With the run already trained,
-# the notebook runs in about 30 s.
+# summary.json). With the run already trained, the notebook runs in about 30 s.
 
 # %%
 # This notebook runs on the kernel "Python (grpo-lab)", the project's .venv (`make setup`).
