@@ -23,8 +23,9 @@
 # and stops solving the task.
 #
 #
-# **Time.** Full mode, training its two 100-step runs (each shown live): 8.4 min (506 s) on a
-# 2-core AMD EPYC with AVX-512 shared with other jobs (load average ~5; an upper bound). A 2-core
+# **Time.** Full mode, training its two 100-step runs (each shown live, each after a probe's
+# estimate): 207 s on a 2-core AMD EPYC with AVX-512, one thread, another training job on the
+# other core (506 s earlier on the same kind under a load average of ~5). A 2-core
 # AVX2 laptop is slower; none was available to measure, but the project measured `make demo` at
 # 9.4 min there vs 3.4 min on an idle AVX-512 CPU, so expect up to ≈ 2.8× this. With both runs in
 # `runs/` they are loaded.
