@@ -42,7 +42,9 @@
 # because a large step makes the coin-flip control drift (`docs/micro_world.md`).
 #
 #
-# **Time.** Full mode, training all 14 runs (7 arms × 2 seeds, 150 steps each): 52 min on a 2-core AMD EPYC with AVX-512 shared with other jobs (an upper bound). A 2-core AVX2 laptop
+# **Time.** Full mode, training all 14 runs (7 arms × 2 seeds, 150 steps each, a probe's estimate
+# before each): 35 min (2095 s) on a 2-core AMD EPYC with AVX-512, one thread, with other jobs on
+# the other core (an upper bound; 52 min earlier under a heavier load). A 2-core AVX2 laptop
 # is slower; none was available to measure, but the project measured `make demo` at 9.4 min there
 # vs 3.4 min on an idle AVX-512 CPU, so expect up to ≈ 2.8× these times.
 # With the runs already in `runs/`, 12 s. Each training cell shows its run's progress live.
