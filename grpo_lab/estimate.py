@@ -61,6 +61,7 @@ class Estimate:
             f"≈ {self.total_seconds / 60:.1f} min on this machine: {self.steps} steps × {self.step_seconds:.2f} s"
             f" + {self.exams} exams × {self.exam_seconds:.1f} s{growth} + loading {self.load_seconds:.1f} s;"
             f" peak memory {self.peak_memory_bytes / 2**20:.0f} MiB (probe took {self.probe_seconds:.0f} s)"
+            + ("" if growth else "; a lower bound if completions grow (no reference run to scale by)")
         )
 
 

@@ -130,6 +130,7 @@ def test_estimate_run_measures_a_probe_and_leaves_the_real_run_unchanged(tiny_mo
     projected = estimate.load_seconds + 3 * estimate.step_seconds + 3 * estimate.exam_seconds
     assert estimate.total_seconds == pytest.approx(projected)
     assert str(estimate).startswith("≈ ") and "min on this machine" in str(estimate)
+    assert str(estimate).endswith("a lower bound if completions grow (no reference run to scale by)")
     assert not list(tmp_path.glob("grpo-lab-probe-*"))
 
 
