@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,6 +33,9 @@ from grpo_lab.bands import load_reference  # noqa: E402
 from grpo_lab.config import load_config, packaged_config  # noqa: E402
 from grpo_lab.health import health_report  # noqa: E402
 from grpo_lab.tracking import read_jsonl  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from bench_vs_trl import machine_kind  # noqa: E402  (the CPU kind, as the speed benchmark prints it)
 
 NO_EXAMS = ["eval.at_start=false", "eval.every=0", "eval.k=1", "tracking.save_every=0",
             "tracking.log_completions_every=0", "tracking.progress=false", "tracking.wandb_mode=disabled"]
@@ -100,11 +101,7 @@ def main() -> int:
 
     import torch
 
-    cpu = next((line.split(":", 1)[1].strip() for line in subprocess.run(
-        ["lscpu"], capture_output=True, text=True).stdout.splitlines() if line.startswith("Model name")), platform.processor())
-    avx512 = "avx512f" in Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else False
-    print(f"machine: {cpu} ({'AVX-512' if avx512 else 'no AVX-512'}), {torch.get_num_threads()} threads, "
-          f"torch {torch.__version__}")
+    print(f"machine: {machine_kind()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
 
     ok = 0
     # The demo: silent on the shipped run (every check replayed over its metrics) and on the reference seeds.
