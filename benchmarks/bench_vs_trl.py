@@ -107,7 +107,7 @@ def workload_spec(args) -> dict:
         if getattr(args, key, None) is not None:
             spec[key] = getattr(args, key)
     spec.update(workload=args.workload, device=args.device, dtype=args.dtype, threads=args.threads,
-                train_forward=args.train_forward,
+                train_forward=args.train_forward, keep_freed_memory=args.keep_freed_memory,
                 warmup=args.warmup if args.warmup is not None else warmup,
                 steps=args.steps if args.steps is not None else steps, seed=0)
     return spec
@@ -256,6 +256,7 @@ def run_grpo_lab(spec: dict, model_dir: Path) -> dict:
                  "scale_rewards": spec["scale_rewards"], "num_iterations": spec["num_iterations"],
                  "max_grad_norm": spec["max_grad_norm"], "seed": spec["seed"], "stop_strings": [],
                  "train_forward": spec.get("train_forward", "auto"),
+                 "keep_freed_memory": spec.get("keep_freed_memory", "grpo_lab") != "none",
                  "steps": spec["warmup"] + spec["steps"]},
         "rewards": {"functions": RECIPES[spec["workload"]][3] if spec["workload"] in RECIPES else ["accuracy"],
                     "weights": spec["reward_weights"]},
@@ -267,7 +268,10 @@ def run_grpo_lab(spec: dict, model_dir: Path) -> dict:
     })
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(spec["device"])
     tokenizer = load_bench_tokenizer(spec, model_dir)
-    trainer = GRPOTrainer(cfg, model=model, tokenizer=tokenizer, reward_funcs=reward_functions(spec))
+    # The recipe's weights (accuracy 1.0, format 0.2), as TRL gets them: passed reward functions
+    # default to weight 1.0 each, which would give the two frameworks different advantages.
+    trainer = GRPOTrainer(cfg, model=model, tokenizer=tokenizer, reward_funcs=reward_functions(spec),
+                          reward_weights=spec["reward_weights"])
     if spec["workload"] not in RECIPES:  # random-word prompts instead of the micro world's problems
         rows = prompt_rows(spec, spec["prompts_per_step"] * (spec["warmup"] + spec["steps"]))
         feed = iter(rows)
@@ -279,14 +283,15 @@ def run_grpo_lab(spec: dict, model_dir: Path) -> dict:
         if i == spec["warmup"]:
             memory.start()
         sync(spec["device"])
-        t0 = time.perf_counter()
+        t0, faults0 = time.perf_counter(), minor_faults()
         m = trainer.training_step()
         sync(spec["device"])
         wall = time.perf_counter() - t0
         n = spec["prompts_per_step"] * spec["group_size"]
         report({"warmup": i < spec["warmup"], "step": wall, "rollout": m["time/rollout"], "scoring": m["time/scoring"],
                 "update": wall - m["time/rollout"] - m["time/scoring"], "tokens": m["completions/mean_length"] * n,
-                "max_len": m["completions/max_length"], "reward": m["reward"]})
+                "max_len": m["completions/max_length"], "reward": m["reward"],
+                "faults": minor_faults() - faults0})
     result = {"memory": memory.result()}
     wait_for_turn()  # the driver's last "go": nothing of ours runs while the other worker steps
     return result
@@ -302,6 +307,10 @@ def run_trl(spec: dict, model_dir: Path) -> dict:
     from trl import GRPOConfig, GRPOTrainer
 
     warnings.filterwarnings("ignore")
+    if spec.get("keep_freed_memory") == "both":  # TRL with grpo_lab's malloc setting (a side measurement)
+        from grpo_lab.cpu import keep_freed_memory
+
+        keep_freed_memory()
     total = spec["warmup"] + spec["steps"]
     n = spec["prompts_per_step"] * spec["group_size"]
     wanted = dict(
@@ -357,7 +366,7 @@ def run_trl(spec: dict, model_dir: Path) -> dict:
                 memory.start()
             timings.update(rollout=0.0, gen_score=0.0, tokens=0)
             sync(spec["device"])
-            self.t0 = time.perf_counter()
+            self.t0, self.faults0 = time.perf_counter(), minor_faults()
 
         def on_step_end(self, a, state, control, **kw):
             sync(spec["device"])
@@ -366,7 +375,7 @@ def run_trl(spec: dict, model_dir: Path) -> dict:
             report({"warmup": state.global_step <= spec["warmup"], "step": wall, "rollout": timings["rollout"],
                     "scoring": timings["gen_score"] - timings["rollout"], "update": wall - timings["gen_score"],
                     "tokens": timings["tokens"], "max_len": timings["max_len"],
-                    "reward": rewards[-1] if rewards else float("nan")})
+                    "reward": rewards[-1] if rewards else float("nan"), "faults": minor_faults() - self.faults0})
             if state.global_step == total:
                 memory_result.update(memory.result())
                 wait_for_turn()  # train()'s teardown must not overlap the other worker's last step
@@ -389,6 +398,13 @@ def wait_for_turn() -> None:
     report({"idle": True})
     if sys.stdin.readline().strip() != "go":
         raise SystemExit("driver went away")
+
+
+def minor_faults() -> int:
+    """Page faults of this process so far (pages the kernel had to map in: memory handed back and taken again)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def report(obj: dict) -> None:
@@ -523,7 +539,7 @@ def median(values):
 
 
 def summarise(result_steps: list[dict]) -> dict:
-    keys = ("step", "rollout", "scoring", "update", "tokens", "max_len")
+    keys = ("step", "rollout", "scoring", "update", "tokens", "max_len", "faults")
     med = {k: median([s[k] for s in result_steps]) for k in keys}
     med["s_per_1k"] = median([1000 * s["step"] / s["tokens"] for s in result_steps if s["tokens"]])
     med["tok_per_s"] = 1000 / med["s_per_1k"]
@@ -548,6 +564,11 @@ def main(argv=None) -> int:
     p.add_argument("--train-forward", dest="train_forward", choices=["auto", "hf", "lean"], default="auto",
                    help="grpo_lab's grpo.train_forward (the update's and the reference's forward; it acts once "
                         "the trainer reads the key, see grpo_lab/lean_forward.py)")
+    p.add_argument("--keep-freed-memory", dest="keep_freed_memory", choices=["grpo_lab", "both", "none"],
+                   default="grpo_lab",
+                   help="who runs with glibc keeping freed memory (grpo_lab/cpu.py): grpo_lab (as each runs for a "
+                        "user: grpo_lab's trainer sets it, TRL does not), both (TRL too), none (grpo.keep_freed_memory "
+                        "off)")
     p.add_argument("--only", choices=["grpo_lab", "trl"], default=None, help="run one framework (debugging)")
     p.add_argument("--worker", choices=["grpo_lab", "trl"], help=argparse.SUPPRESS)
     p.add_argument("--spec", help=argparse.SUPPRESS)
@@ -574,7 +595,8 @@ def main(argv=None) -> int:
     print(f"# device {args.device} ({device_name}), {os.cpu_count()} cores, torch {torch.__version__}, "
           f"{spec['threads']} threads (OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'default')}), "
           f"dtype {spec['dtype']}, {time.strftime('%Y-%m-%d %H:%M')}")
-    print(f"# machine: {machine_kind()}; grpo_lab commit {git_commit()}; grpo.train_forward={spec['train_forward']}")
+    print(f"# machine: {machine_kind()}; grpo_lab commit {git_commit()}; grpo.train_forward={spec['train_forward']}; "
+          f"glibc keeps freed memory: {spec['keep_freed_memory']}")
     print(f"# step: {spec['prompts_per_step']} prompts x G={spec['group_size']}, max_new_tokens "
           f"{spec['max_new_tokens']}, T={spec['temperature']} top_p={spec['top_p']} (no top-k), LoRA r={spec['lora_r']} "
           f"alpha={spec['lora_alpha']} on all 7 projections, beta={spec['beta']}, eps={spec['epsilon']}, "
@@ -661,7 +683,7 @@ def main(argv=None) -> int:
             ("  scoring s", "scoring", "{:.3f}"), ("  update s", "update", "{:.3f}"),
             ("generated tokens/step (median)", "tokens", "{:.0f}"), ("longest completion (median)", "max_len", "{:.0f}"),
             ("generated tokens/s", "tok_per_s", "{:.0f}"), ("s per 1,000 generated tokens", "s_per_1k", "{:.3f}"),
-            (mem_name, "peak_mb", "{:.0f}"), (step_mem_name, "step_peak_mb", "{:.0f}"),
+            ("page faults/step (median)", "faults", "{:.0f}"), (mem_name, "peak_mb", "{:.0f}"), (step_mem_name, "step_peak_mb", "{:.0f}"),
             ("mean reward (timed steps)", "mean_reward", "{:.3f}")]
     print()
     header = f"| {'':34s} |" + "".join(f" {f:>10s} |" for f in frameworks)

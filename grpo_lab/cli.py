@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
 from grpo_lab.config import ConfigError, load_config, packaged_config  # noqa: F401  (grpo_lab.cli.packaged_config is public)
+from grpo_lab.cpu import keep_freed_memory, set_threads
 from grpo_lab.rundir import RunDirectoryLock
 
 DEFAULT_CONFIG = "micro_r1_zero"
@@ -26,11 +26,9 @@ def resolve_config_path(spec: str) -> Path:
 
 
 def _set_cpu_threads() -> None:
-    """On CPU, more torch threads than cores slow everything down badly; respect the user's choice."""
-    import torch
-
-    if "OMP_NUM_THREADS" not in os.environ and not torch.cuda.is_available():
-        torch.set_num_threads(max(1, min(os.cpu_count() or 1, 2)))
+    """On CPU: at most 2 torch threads unless OMP_NUM_THREADS says otherwise, and glibc keeps freed memory (cpu.py)."""
+    set_threads()
+    keep_freed_memory()
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -39,6 +39,7 @@ from grpo_lab.checkpoint import (
     save_checkpoint,
 )
 from grpo_lab.config import Config, ConfigError
+from grpo_lab.cpu import keep_freed_memory
 from grpo_lab.data import PromptSource, format_prompt, load_exam
 from grpo_lab.evaluate import ExamResult
 from grpo_lab.exam import run_exam
@@ -106,6 +107,8 @@ class GRPOTrainer:
             raise ValueError("pass the tokenizer together with the model")
         self.model, self.tokenizer = model, tokenizer
         self.device = next(model.parameters()).device
+        if self.device.type == "cpu" and g.keep_freed_memory:
+            keep_freed_memory()  # no page faults on every step's temporaries (cpu.py); numbers unchanged
         # grpo.sampler: the Hugging Face forward (the readable reference), the lean decoder or vLLM.
         self.sampler = make_sampler(cfg, model)
         self._lean = False  # grpo.train_forward's choice, decided at each step (the model may change)

@@ -1,0 +1,70 @@
+"""Process settings that make a small model fast on a CPU: intra-op threads and glibc's malloc.
+
+Both are process-wide and change no number a run computes; they only change how long it takes.
+
+**Threads.** More torch threads than cores makes every parallel region wait for a core that
+another thread holds: on a 2-core machine, 4 threads run a micro-world step several times slower.
+`set_threads` uses at most 2 (the laptop case the project is sized for) unless OMP_NUM_THREADS
+says otherwise.
+
+**malloc.** PyTorch's CPU tensors are allocated with plain `malloc`, with no caching allocator as
+on a GPU. A GRPO step of the micro model allocates and frees thousands of temporaries of 0.1–2 MB
+(activations of a micro-batch, LoRA outputs, the rollout's logits). glibc serves blocks over its
+mmap threshold (128 KiB at start, adapted upward as blocks are freed) with a fresh `mmap` and
+gives them back to the kernel on `free`; it also trims the top of the heap once more than the
+trim threshold lies free there. Either way the next step's tensors land on pages the kernel must
+fault in and zero again: measured, ~6,000 page faults per update and ~3,000 per rollout of the
+micro recipe, none once freed memory is kept (benchmarks/bench_vs_trl.py, docs/benchmarks.md).
+`keep_freed_memory` raises both thresholds with `mallopt(3)` so that freed blocks stay in the
+heap for the next step. The price is that the process's memory does not shrink after a peak
+(RSS stays at the high-water mark, which is also what a caching allocator does).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import sys
+
+# mallopt(3) parameters (glibc's malloc.h).
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD_BYTES = 32 << 20
+"""Blocks up to 32 MiB come from the heap (glibc's largest allowed value on 64-bit); larger ones
+(a big model's weights or logits) are still mapped and unmapped on their own."""
+TRIM_THRESHOLD_BYTES = 1 << 30
+"""Free memory at the top of the heap is given back to the kernel only past 1 GiB."""
+
+_kept = False
+
+
+def keep_freed_memory() -> bool:
+    """Make glibc keep freed memory for reuse (see the module docstring). Returns whether it applied.
+
+    Does nothing, and returns False, where the C library is not glibc (macOS, musl, Windows):
+    their allocators behave differently and have no such switch. Safe to call more than once.
+    """
+    global _kept
+    if _kept:
+        return True
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    # The order matters: setting the mmap threshold turns glibc's dynamic adjustment off, and the
+    # trim threshold must stay above it.
+    _kept = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))
+    return _kept
+
+
+def set_threads(max_threads: int = 2) -> None:
+    """Use min(cores, max_threads) torch threads on a CPU-only machine, unless OMP_NUM_THREADS is set."""
+    import torch
+
+    if "OMP_NUM_THREADS" not in os.environ and not torch.cuda.is_available():
+        torch.set_num_threads(max(1, min(os.cpu_count() or 1, max_threads)))
