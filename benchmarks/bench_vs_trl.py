@@ -257,6 +257,7 @@ def run_grpo_lab(spec: dict, model_dir: Path) -> dict:
                  "max_grad_norm": spec["max_grad_norm"], "seed": spec["seed"], "stop_strings": [],
                  "train_forward": spec.get("train_forward", "auto"),
                  "keep_freed_memory": spec.get("keep_freed_memory", "grpo_lab") != "none",
+                 "cpu_threads": spec["threads"] if spec["device"] == "cpu" else 0,  # the same count as TRL's
                  "steps": spec["warmup"] + spec["steps"]},
         "rewards": {"functions": RECIPES[spec["workload"]][3] if spec["workload"] in RECIPES else ["accuracy"],
                     "weights": spec["reward_weights"]},

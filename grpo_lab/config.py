@@ -97,6 +97,11 @@ class GRPOConfig:
     same order written out in plain torch, without the per-module Python (Llama/Qwen2 with plain
     LoRA only; an error for other models). "auto": lean when the model is supported, else hf. Lean
     and hf give bitwise-equal log-probs and gradients on the same machine (tests/test_lean_forward.py)."""
+    cpu_threads: int = 0
+    """Torch threads on a CPU. 0: chosen by timing (grpo_lab/cpu.py: a small forward at 1, 2 and 4
+    threads, up to the core count, at the start of training and after every exam), since the best
+    count depends on what else the machine runs: with one other busy process on 2 cores, 2 threads
+    ran 3× slower than 1; idle, 1.35× faster. A number fixes it. OMP_NUM_THREADS, when set, wins."""
     keep_freed_memory: bool = True
     """On a CPU with glibc (Linux): keep freed memory in the heap for the next step's tensors instead
     of handing it back to the kernel, which then page-faults it in again (grpo_lab/cpu.py). Speed
@@ -309,6 +314,7 @@ class Config:
             ("grpo.seed", 0 <= g.seed < 2**32, "must be in [0, 2**32) (NumPy and torch seeds)"),
             ("grpo.std_eps", g.std_eps >= 0, "must be ≥ 0"),
             ("grpo.micro_batch_size", g.micro_batch_size >= 0, "must be ≥ 0 (0: automatic)"),
+            ("grpo.cpu_threads", g.cpu_threads >= 0, "must be ≥ 0 (0: chosen by timing)"),
             ("grpo.max_nonfinite_steps", g.max_nonfinite_steps >= 1, "must be ≥ 1"),
             ("grpo.max_prompt_length", g.max_prompt_length is None or g.max_prompt_length >= 1, "must be ≥ 1 or null"),
             ("grpo.warmup_steps", g.warmup_steps >= 0, "must be ≥ 0"),

@@ -2,10 +2,14 @@
 
 Both are process-wide and change no number a run computes; they only change how long it takes.
 
-**Threads.** More torch threads than cores makes every parallel region wait for a core that
-another thread holds: on a 2-core machine, 4 threads run a micro-world step several times slower.
-`set_threads` uses at most 2 (the laptop case the project is sized for) unless OMP_NUM_THREADS
-says otherwise.
+**Threads.** More torch threads than free cores make every parallel region wait at its barrier
+for a thread that lost its core. Measured on a 2-core machine with the micro recipe (docs/
+benchmarks.md): with one other busy process, 2 threads ran the steps 3.1-3.8x slower than 1
+thread; idle, 2 threads were about 1.35x faster than 1. The best count depends on what else runs
+(a second notebook, a browser, tests), so the trainer does not guess: `fastest_threads` times a
+small forward of the model at 1, 2 (and 4) threads and keeps the fastest, at the start of
+training and again after every exam (grpo.cpu_threads: 0). `set_threads` (the command line's
+default before the trainer chooses) uses at most 2 unless OMP_NUM_THREADS says otherwise.
 
 **malloc.** PyTorch's CPU tensors are allocated with plain `malloc`, with no caching allocator as
 on a GPU. A GRPO step of the micro model allocates and frees thousands of temporaries of 0.1–2 MB
@@ -25,7 +29,10 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import statistics
 import sys
+import time
+from collections.abc import Callable, Sequence
 
 # mallopt(3) parameters (glibc's malloc.h).
 M_TRIM_THRESHOLD = -1
@@ -68,3 +75,45 @@ def set_threads(max_threads: int = 2) -> None:
 
     if "OMP_NUM_THREADS" not in os.environ and not torch.cuda.is_available():
         torch.set_num_threads(max(1, min(os.cpu_count() or 1, max_threads)))
+
+
+def thread_candidates(max_threads: int = 4) -> list[int]:
+    """The thread counts worth timing here: 1, 2 and 4, up to the number of cores."""
+    cores = os.cpu_count() or 1
+    return [n for n in (1, 2, 4) if n <= min(cores, max_threads)] or [1]
+
+
+MORE_THREADS_GAIN = 1.1
+"""More threads are chosen only when the probe runs at least this much faster with them: too many
+threads under load cost far more (3.8× on the micro recipe) than too few on an idle machine (1.35×)."""
+
+
+def fastest_threads(probe: Callable[[], object], candidates: Sequence[int], rounds: int = 5) -> tuple[int, dict[int, float]]:
+    """Set torch to the thread count under which `probe` runs fastest now, and return it with the timings.
+
+    Each round times `probe` once at every candidate count, in a rotating order, so that a change
+    of load during the measurement hits all counts alike; the median over the rounds decides, with
+    a bias to fewer threads (MORE_THREADS_GAIN). A first untimed call at each count warms it up. Changes no number the model computes:
+    matmuls split their rows, not their sums, across threads (the demo run gives the same bits
+    at 1 and 2 threads; docs/benchmarks.md).
+    """
+    import torch
+
+    candidates = list(candidates)
+    times: dict[int, list[float]] = {n: [] for n in candidates}
+    for n in candidates:
+        torch.set_num_threads(n)
+        probe()
+    for r in range(rounds):
+        for n in candidates[r % len(candidates):] + candidates[: r % len(candidates)]:
+            torch.set_num_threads(n)
+            t0 = time.perf_counter()
+            probe()
+            times[n].append(time.perf_counter() - t0)
+    medians = {n: statistics.median(ts) for n, ts in times.items()}
+    best = min(candidates)
+    for n in sorted(candidates):
+        if medians[n] * MORE_THREADS_GAIN <= medians[best]:
+            best = n
+    torch.set_num_threads(best)
+    return best, medians

@@ -18,6 +18,7 @@ checkpoints of the weights and the run state (checkpoint.py, run_state.py), a ru
 from __future__ import annotations
 
 import math
+import os
 import random
 import resource
 import sys
@@ -39,7 +40,7 @@ from grpo_lab.checkpoint import (
     save_checkpoint,
 )
 from grpo_lab.config import Config, ConfigError
-from grpo_lab.cpu import keep_freed_memory
+from grpo_lab.cpu import fastest_threads, keep_freed_memory, thread_candidates
 from grpo_lab.data import PromptSource, format_prompt, load_exam
 from grpo_lab.evaluate import ExamResult
 from grpo_lab.exam import run_exam
@@ -112,6 +113,7 @@ class GRPOTrainer:
         # grpo.sampler: the Hugging Face forward (the readable reference), the lean decoder or vLLM.
         self.sampler = make_sampler(cfg, model)
         self._lean = False  # grpo.train_forward's choice, decided at each step (the model may change)
+        self._threads: int | None = None  # torch threads on CPU (grpo.cpu_threads; see choose_cpu_threads)
         self.reference = ReferencePolicy(model, cfg.model.use_lora, needed=g.beta != 0.0)
 
         if reward_funcs is None:  # the config's functions and weights (the config checked they pair up)
@@ -230,6 +232,8 @@ class GRPOTrainer:
             "time/scoring": t_scoring - t_rollout,
             "time/update": t_update - t_scoring,
         }
+        if self._threads is not None:
+            metrics["time/threads"] = float(self._threads)
         self._last_rollout, self._last_rewards = rollout, rewards
         return metrics
 
@@ -314,6 +318,41 @@ class GRPOTrainer:
                                              "checkpoint": str(last_good) if last_good else None}})
         raise TrainingStopped(message)
 
+    # ================================================================ CPU threads
+    def choose_cpu_threads(self) -> None:
+        """On CPU, set torch's thread count: grpo.cpu_threads, or (0) the fastest by timing now.
+
+        The best count depends on what else runs on the machine (cpu.py), so with 0 it is timed
+        on a small forward of the policy (8 rows × 48 tokens, no gradient) at the start of
+        training and after every exam, and logged as `time/threads`. OMP_NUM_THREADS, when set,
+        is the user's choice and is left alone. The numbers computed do not depend on it.
+        """
+        g = self.config.grpo
+        if self.device.type != "cpu" or "OMP_NUM_THREADS" in os.environ:
+            return
+        if g.cpu_threads:
+            torch.set_num_threads(g.cpu_threads)
+            self._threads = g.cpu_threads
+            return
+        vocab = self.model.get_input_embeddings().num_embeddings
+        ids = (torch.arange(8 * 48, device=self.device).view(8, 48) * 7919) % vocab  # fixed, no RNG drawn
+        ones = torch.ones_like(ids)
+        probe_batch = {"input_ids": ids, "attention_mask": ones, "position_ids": torch.arange(48).expand(8, 48),
+                       "completion_ids": ids[:, -16:], "completion_mask": ones[:, -16:]}
+        lean = use_lean_forward(self.model, g.train_forward)
+        was_training = self.model.training
+        self.model.eval()
+
+        def probe():
+            with torch.no_grad():
+                per_token_logps(self.model, probe_batch, 1.0, lean=lean)
+
+        self._threads, seconds = fastest_threads(probe, thread_candidates())
+        self.model.train(was_training)
+        if self.logger is not None:
+            self.logger.summary({"cpu_threads": {"chosen": self._threads,
+                                                 "probe_ms": {str(n): round(1e3 * t, 2) for n, t in seconds.items()}}})
+
     # ================================================================ evaluation
     def evaluate(self, step: int | None = None) -> ExamResult:
         """The exam of `step` (exam.run_exam: the same function and seed as `grpo-lab eval`)."""
@@ -385,6 +424,7 @@ class GRPOTrainer:
             # Run health (health.py): named checks on every step's metrics; after the resume truncation,
             # so that the logged steps are replayed silently and no alert is raised twice.
             self.monitor = HealthMonitor.attach(self.logger, cfg)
+            self.choose_cpu_threads()
             exam_seconds = math.nan  # the first exam's time, for the projection after two steps
             if self._eval_due(self.step) and not self._evaluated(self.step):
                 t_exam = time.perf_counter()
@@ -419,6 +459,7 @@ class GRPOTrainer:
                     )
                 if self._eval_due(self.step):
                     self.evaluate()
+                    self.choose_cpu_threads()  # the machine's load may have changed since the last choice
                 # A step that was skipped as non-finite is not checkpointed: the last checkpoint
                 # stays the last good state.
                 if tr.save_every and self.step % tr.save_every == 0 and self.nonfinite_in_a_row == 0:
