@@ -696,7 +696,7 @@ def main(argv=None) -> int:
         line = f"| {label:34s} |" + "".join(f" {fmt.format(summary[f][key]):>10s} |" for f in frameworks)
         if len(frameworks) == 2:
             a, b = summary["trl"][key], summary["grpo_lab"][key]
-            ratio = a / b if b and key not in ("mean_reward",) else float("nan")
+            ratio = a / b if b and key not in ("mean_reward", "faults") else float("nan")
             line += f" {ratio:>12.2f} |" if ratio == ratio else f" {'':>12s} |"
         print(line)
     print()
