@@ -49,7 +49,7 @@ NOT_RECIPE: tuple[str, ...] = (
     "grpo.seed", "grpo.steps", "grpo.max_nonfinite_steps", "grpo.micro_batch_size", "grpo.vllm_gpu_memory_utilization",
     "model.device", "model.gradient_checkpointing",
     # How the same numbers are computed (tests hold each implementation to the reference one):
-    "grpo.sampler", "grpo.use_vllm", "grpo.train_forward", "grpo.keep_freed_memory",
+    "grpo.sampler", "grpo.use_vllm", "grpo.train_forward", "grpo.keep_freed_memory", "grpo.cpu_threads",
 )
 """Config keys (or prefixes) that do not change what a run learns or what its exams measure on
 average: a run may differ from the reference in these and still be compared (other seeds, fewer

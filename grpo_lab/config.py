@@ -101,7 +101,9 @@ class GRPOConfig:
     """Torch threads on a CPU. 0: chosen by timing (grpo_lab/cpu.py: a small forward at 1, 2 and 4
     threads, up to the core count, at the start of training and after every exam), since the best
     count depends on what else the machine runs: with one other busy process on 2 cores, 2 threads
-    ran 3× slower than 1; idle, 1.35× faster. A number fixes it. OMP_NUM_THREADS, when set, wins."""
+    ran 3× slower than 1; idle, 1.35× faster. A number fixes it. OMP_NUM_THREADS, when set, wins.
+    The micro model computes the same bits at any count; on another model, fix it where bit-exact
+    reproduction or resumption matters (a library may round a sum split across threads differently)."""
     keep_freed_memory: bool = True
     """On a CPU with glibc (Linux): keep freed memory in the heap for the next step's tensors instead
     of handing it back to the kernel, which then page-faults it in again (grpo_lab/cpu.py). Speed

@@ -1,6 +1,7 @@
 """Process settings that make a small model fast on a CPU: intra-op threads and glibc's malloc.
 
-Both are process-wide and change no number a run computes; they only change how long it takes.
+Both are process-wide and only change how long a run takes. The malloc setting changes no number;
+the thread count changed none on the micro model (see `fastest_threads` for other models).
 
 **Threads.** More torch threads than free cores make every parallel region wait at its barrier
 for a thread that lost its core. Measured on a 2-core machine with the micro recipe (docs/
@@ -93,9 +94,12 @@ def fastest_threads(probe: Callable[[], object], candidates: Sequence[int], roun
 
     Each round times `probe` once at every candidate count, in a rotating order, so that a change
     of load during the measurement hits all counts alike; the median over the rounds decides, with
-    a bias to fewer threads (MORE_THREADS_GAIN). A first untimed call at each count warms it up. Changes no number the model computes:
-    matmuls split their rows, not their sums, across threads (the demo run gives the same bits
-    at 1 and 2 threads; docs/benchmarks.md).
+    a bias to fewer threads (MORE_THREADS_GAIN). A first untimed call at each count warms it up.
+
+    On the micro model the count changes no bit (the 500-step demo gave identical metrics at 1
+    and at 2 threads; docs/benchmarks.md). That is not guaranteed for every model: a library
+    may split a long sum across threads and round it differently. Where bit-exact reproduction
+    or resumption matters on another model, fix the count (grpo.cpu_threads or OMP_NUM_THREADS).
     """
     import torch
 

@@ -325,7 +325,8 @@ class GRPOTrainer:
         The best count depends on what else runs on the machine (cpu.py), so with 0 it is timed
         on a small forward of the policy (8 rows × 48 tokens, no gradient) at the start of
         training and after every exam, and logged as `time/threads`. OMP_NUM_THREADS, when set,
-        is the user's choice and is left alone. The numbers computed do not depend on it.
+        is the user's choice and is left alone. On the micro model the numbers computed do not
+        depend on it (cpu.fastest_threads says when they might).
         """
         g = self.config.grpo
         if self.device.type != "cpu" or "OMP_NUM_THREADS" in os.environ:
