@@ -238,7 +238,8 @@ def sync(device: str):
 
 
 # ----------------------------------------------------------------------------- workers
-def run_grpo_lab(spec: dict, model_dir: Path) -> dict:
+def build_grpo_lab_trainer(spec: dict, model_dir: Path):
+    """grpo_lab's GRPOTrainer on the workload: the same settings and reward weights as TRL's worker gets."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -278,6 +279,11 @@ def run_grpo_lab(spec: dict, model_dir: Path) -> dict:
         feed = iter(rows)
         trainer.prompts.next = lambda k: [{"question": r["question"], "answer": r["answer"]}
                                           for r in (next(feed) for _ in range(k))]
+    return trainer
+
+
+def run_grpo_lab(spec: dict, model_dir: Path) -> dict:
+    trainer = build_grpo_lab_trainer(spec, model_dir)
     memory = Memory(spec["device"])
     for i in range(spec["warmup"] + spec["steps"]):
         wait_for_turn()
