@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from conftest import load_benchmark
+
 from grpo_lab.config import load_config, packaged_config
 
 
