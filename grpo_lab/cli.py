@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from grpo_lab.config import ConfigError, load_config, packaged_config  # noqa: F401  (grpo_lab.cli.packaged_config is public)
-from grpo_lab.cpu import keep_freed_memory, set_threads
+from grpo_lab.cpu import set_threads
 from grpo_lab.rundir import RunDirectoryLock
 
 DEFAULT_CONFIG = "micro_r1_zero"
@@ -26,9 +26,8 @@ def resolve_config_path(spec: str) -> Path:
 
 
 def _set_cpu_threads() -> None:
-    """On CPU: at most 2 torch threads unless OMP_NUM_THREADS says otherwise, and glibc keeps freed memory (cpu.py)."""
+    """On CPU: at most 2 torch threads unless OMP_NUM_THREADS says otherwise (the trainer may then choose; cpu.py)."""
     set_threads()
-    keep_freed_memory()
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -342,14 +342,16 @@ class GRPOTrainer:
                        "completion_ids": ids[:, -16:], "completion_mask": ones[:, -16:]}
         lean = use_lean_forward(self.model, g.train_forward)
         was_training = self.model.training
-        self.model.eval()
+        self.model.eval()  # no LoRA dropout: the probe draws nothing from the training's random stream
 
         def probe():
             with torch.no_grad():
                 per_token_logps(self.model, probe_batch, 1.0, lean=lean)
 
-        self._threads, seconds = fastest_threads(probe, thread_candidates())
-        self.model.train(was_training)
+        try:
+            self._threads, seconds = fastest_threads(probe, thread_candidates())
+        finally:
+            self.model.train(was_training)
         if self.logger is not None:
             self.logger.summary({"cpu_threads": {"chosen": self._threads,
                                                  "probe_ms": {str(n): round(1e3 * t, 2) for n, t in seconds.items()}}})

@@ -54,3 +54,16 @@ def test_kept_freed_memory_stops_the_page_faults_of_every_step():
 def test_keep_freed_memory_is_on_by_default_and_can_be_turned_off():
     assert load_config(packaged_config("micro_r1_zero")).grpo.keep_freed_memory is True
     assert load_config(packaged_config("micro_r1_zero"), ["grpo.keep_freed_memory=false"]).grpo.keep_freed_memory is False
+
+
+def test_the_trainer_keeps_freed_memory_only_when_the_config_says_so(tmp_path, monkeypatch, tiny_model_dir, tiny_exam):
+    from conftest import tiny_config
+
+    import grpo_lab.trainer as trainer_module
+
+    calls = []
+    monkeypatch.setattr(trainer_module, "keep_freed_memory", lambda: calls.append(1) or True)
+    for keep in (False, True):
+        cfg = tiny_config(tiny_model_dir, tiny_exam, tmp_path / str(keep), keep_freed_memory=keep)
+        trainer_module.GRPOTrainer(cfg)
+        assert len(calls) == int(keep)

@@ -10,7 +10,7 @@ from grpo_lab.tracking import read_jsonl, read_summary
 from grpo_lab.trainer import GRPOTrainer
 
 
-def test_fastest_threads_keeps_the_count_whose_probe_ran_fastest(monkeypatch):
+def test_fastest_threads_keeps_the_count_whose_probe_ran_fastest():
     # A probe that is slow at 2 threads (as on a machine whose other core is busy) and fast at 1.
     def probe():
         import time
