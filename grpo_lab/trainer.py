@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.profiler import record_function
 from tqdm.auto import tqdm
 
 from grpo_lab.checkpoint import (
@@ -170,14 +171,17 @@ class GRPOTrainer:
         G = g.group_size
         t_start = time.perf_counter()
 
+        # (The sampling, log-prob and update phases are torch.profiler ranges, "grpo/rollout" etc.: they
+        # name the phases in a profiler trace and cost ~1 µs without one; benchmarks/where_time_goes.py.)
         # 1. A batch of questions q, and G outputs o_i ~ π_old(·|q) each (π_old is the current policy).
         rows = self.prompts.next(g.prompts_per_step)
         prompts = [format_prompt(str(r["question"]), cfg.data.template, self.tokenizer) for r in rows]
         self._check_prompt_lengths(prompts, source=f"data.train ({cfg.data.train})")
-        rollout = self.sampler.generate(
-            self.model, self.tokenizer, prompts, num_samples=G, max_new_tokens=g.max_new_tokens,
-            temperature=g.temperature, top_p=g.top_p, stop_strings=g.stop_strings, generator=self.generator,
-        )
+        with record_function("grpo/rollout"):
+            rollout = self.sampler.generate(
+                self.model, self.tokenizer, prompts, num_samples=G, max_new_tokens=g.max_new_tokens,
+                temperature=g.temperature, top_p=g.top_p, stop_strings=g.stop_strings, generator=self.generator,
+            )
         t_rollout = time.perf_counter()
 
         # 2. Rewards r_i by rule; every dataset column is passed to the reward functions, repeated G times.
@@ -196,22 +200,25 @@ class GRPOTrainer:
         batch = training_batch(rollout)
         self._lean = use_lean_forward(self.model, g.train_forward)  # grpo.train_forward: hf | lean | auto
         ref_logps = old_logps = None
-        if g.beta != 0.0:
-            with self.reference.active() as reference_model:
-                ref_logps = per_token_logps_in_parts(reference_model, batch, g.temperature, g.micro_batch_size, self._lean)
-        if g.num_iterations > 1:
-            old_logps = per_token_logps_in_parts(self.model, batch, g.temperature, g.micro_batch_size, self._lean)
+        with record_function("grpo/logprobs"):
+            if g.beta != 0.0:
+                with self.reference.active() as reference_model:
+                    ref_logps = per_token_logps_in_parts(reference_model, batch, g.temperature, g.micro_batch_size,
+                                                         self._lean)
+            if g.num_iterations > 1:
+                old_logps = per_token_logps_in_parts(self.model, batch, g.temperature, g.micro_batch_size, self._lean)
         t_scoring = time.perf_counter()
 
         # 5. μ times: maximise the GRPO objective (DeepSeekMath Eq. 21) on this batch.
         self.model.train()
         params = trainable_parameters(self.model)
-        for _ in range(g.num_iterations):
-            loss, stats = self.loss_and_backward(batch, advantages, old_logps, ref_logps)
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, g.max_grad_norm))
-            stats["nonfinite_skipped"] = float(not self._optimizer_step(loss, grad_norm, params))
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scheduler.step()
+        with record_function("grpo/update"):
+            for _ in range(g.num_iterations):
+                loss, stats = self.loss_and_backward(batch, advantages, old_logps, ref_logps)
+                grad_norm = float(torch.nn.utils.clip_grad_norm_(params, g.max_grad_norm))
+                stats["nonfinite_skipped"] = float(not self._optimizer_step(loss, grad_norm, params))
+                self.optimizer.zero_grad(set_to_none=True)
+                self.scheduler.step()
         t_update = time.perf_counter()
 
         # 6. Metrics, under TRL's names.
