@@ -1,8 +1,8 @@
 """Where the time of a GRPO step goes: per phase, its FLOP floor, and what the time is spent on.
 
-    python benchmarks/where_time_goes.py                  # the micro recipe, late in training, 2 threads (~1 min)
-    python benchmarks/where_time_goes.py --adapter none   # from the base model (short completions)
-    python benchmarks/where_time_goes.py --threads 1 --steps 8
+    python benchmarks/where_time_goes.py                  # the micro recipe from its base model, 2 threads (~1 min)
+    python benchmarks/where_time_goes.py --adapter runs/micro_r1_zero-seed0/checkpoints/step-000500  # late, after `make demo`
+    python benchmarks/where_time_goes.py --threads 1 --steps 8 --top 10
 
 A benchmark (it prints figures; nothing is asserted). It answers "what would make a step faster?"
 before anyone tries: for each phase of `GRPOTrainer.training_step`, it prints
@@ -21,9 +21,11 @@ before anyone tries: for each phase of `GRPOTrainer.training_step`, it prints
   with few rows left as with all of them, so a long tail of one or two long completions is slow.
 
 Phases are the trainer's own profiler ranges ("grpo/rollout", "grpo/logprobs", "grpo/update");
-"rest" is the remainder of the step (rewards, advantages, metrics). By default the policy is the
-shipped demo run's adapter at step 500 (notebooks/runs/micro_r1_zero-seed0), so completions are
-as long as at the end of the demo; the steps run from there (the policy moves a little).
+"rest" is the remainder of the step (rewards, advantages, metrics). By default the policy starts
+from the base model, where completions are short and the rollout is mostly tail. `--adapter`
+starts it from a checkpoint's LoRA adapter instead: `make demo` writes one every 100 steps, and
+its step 500 has completions as long as at the end of the demo (the timed steps train on from
+there; the policy moves a little).
 """
 
 from __future__ import annotations
@@ -35,8 +37,6 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_ADAPTER = ROOT / "notebooks" / "runs" / "micro_r1_zero-seed0" / "checkpoints" / "step-000500"
 PHASES = {"grpo/rollout": "rollout", "grpo/logprobs": "log-probs", "grpo/update": "update"}
 MATMUL_OPS = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::mv", "aten::addmv", "aten::dot"}
 
@@ -102,8 +102,8 @@ def attribute(events) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default="micro_r1_zero", help="a packaged config name or a YAML path")
-    parser.add_argument("--adapter", default=str(DEFAULT_ADAPTER),
-                        help="a checkpoint directory whose LoRA adapter the policy starts from, or 'none'")
+    parser.add_argument("--adapter", default="none",
+                        help="a checkpoint directory whose LoRA adapter the policy starts from ('none': the base model)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--steps", type=int, default=5, help="plain steps timed, then as many profiled")
@@ -131,7 +131,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.adapter != "none":
         adapter = Path(args.adapter) / "adapter_model.safetensors"
         if not adapter.exists():
-            raise SystemExit(f"--adapter {args.adapter}: no adapter_model.safetensors there (or pass --adapter none)")
+            raise SystemExit(f"--adapter {args.adapter}: no adapter_model.safetensors there (`make demo` writes "
+                             "runs/micro_r1_zero-seed0/checkpoints/step-000100 … step-000500)")
         from peft import set_peft_model_state_dict
         from safetensors.torch import load_file
 

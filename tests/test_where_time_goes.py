@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from types import SimpleNamespace
 
+import pytest
 import torch
 from conftest import load_benchmark, tiny_config
 from torch.profiler import ProfilerActivity, profile
@@ -81,3 +82,9 @@ def test_the_script_prints_a_table_and_the_achieved_fraction(capsys):
     assert "rollout: the 3 operators with the most self time" in out
     fraction = float(re.search(r"^achieved_fraction=([0-9.]+)$", out, re.M).group(1))
     assert 0.0 < fraction < 1.0
+
+
+def test_a_missing_adapter_is_named_in_the_error(tmp_path):
+    bench = load_benchmark("where_time_goes")
+    with pytest.raises(SystemExit, match=r"--adapter .*nowhere: no adapter_model.safetensors there"):
+        bench.main(["--adapter", str(tmp_path / "nowhere"), "--steps", "1", "--warmup", "0", "--threads", "1"])
