@@ -85,7 +85,7 @@ def attribute(events) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, 
     for start, end, phase in ranges:
         out.setdefault(phase, {"wall": 0.0, "matmul": 0.0, "attention": 0.0, "other ops": 0.0})["wall"] += (end - start) / 1e6
     for e in events:
-        if e.name in PHASES or e.name.startswith("ProfilerStep"):
+        if e.name in PHASES:
             continue
         for start, end, phase in ranges:
             if start <= e.time_range.start < end:
@@ -121,6 +121,10 @@ def main(argv: list[str] | None = None) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench_vs_trl import machine_kind, measure_matmul_gflops
 
+    adapter = None if args.adapter == "none" else Path(args.adapter) / "adapter_model.safetensors"
+    if adapter is not None and not adapter.exists():  # before the model is built: bad input fails fast
+        raise SystemExit(f"--adapter {args.adapter}: no adapter_model.safetensors there (`make demo` writes "
+                         "runs/micro_r1_zero-seed0/checkpoints/step-000100 … step-000500)")
     path = Path(args.config) if args.config.endswith((".yaml", ".yml")) else packaged_config(args.config)
     run_dir = tempfile.mkdtemp(prefix="where_time_goes-")
     cfg = load_config(path, ["eval.every=0", "eval.at_start=false", "tracking.save_every=0",
@@ -128,11 +132,7 @@ def main(argv: list[str] | None = None) -> None:
                              f"grpo.cpu_threads={args.threads}", *args.set])
     torch.set_num_threads(args.threads)
     trainer = GRPOTrainer(cfg)
-    if args.adapter != "none":
-        adapter = Path(args.adapter) / "adapter_model.safetensors"
-        if not adapter.exists():
-            raise SystemExit(f"--adapter {args.adapter}: no adapter_model.safetensors there (`make demo` writes "
-                             "runs/micro_r1_zero-seed0/checkpoints/step-000100 … step-000500)")
+    if adapter is not None:
         from peft import set_peft_model_state_dict
         from safetensors.torch import load_file
 
@@ -159,17 +159,16 @@ def main(argv: list[str] | None = None) -> None:
                                         g.num_iterations).items():
             floors[phase].append(flops)
         lengths = rollout.completion_mask.sum(1)
-        decode_steps.append(int(lengths.max()))
-        row_use.append(float(lengths.sum()) / (int(lengths.max()) * len(lengths)))
+        longest = max(int(lengths.max()), 1)
+        decode_steps.append(longest)
+        row_use.append(float(lengths.sum()) / (longest * len(lengths)))
 
-    shares: dict[str, dict[str, float]] = {}
     with profile(activities=[ProfilerActivity.CPU]) as prof:
+        t0 = time.perf_counter()
         for _ in range(args.steps):
-            t0 = time.perf_counter()
             trainer.training_step()
-            shares.setdefault("step", {"wall": 0.0})["wall"] += time.perf_counter() - t0
-    parts_by_phase, by_op = attribute(prof.events())
-    shares.update(parts_by_phase)
+        profiled = (time.perf_counter() - t0) / args.steps
+    shares, by_op = attribute(prof.events())
 
     med = {k: statistics.median(v) for k, v in seconds.items()}
     print(f"where the time of a GRPO step goes: {path.name}, adapter {args.adapter}, {args.threads} threads, "
@@ -193,7 +192,6 @@ def main(argv: list[str] | None = None) -> None:
     print(f"| rest (metrics) | {med['rest']:.3f} | | | | | | | |")
     print(f"| **step** | {med['step']:.3f} | | {total_floor:.3f} | {total_floor / med['step']:.0%} | | | | |")
     print()
-    profiled = shares["step"]["wall"] / args.steps
     print(f"profiled steps took {profiled:.3f} s each against {med['step']:.3f} s plain: the profiler's cost, "
           "counted in 'outside ops'.")
     steps_med = statistics.median(decode_steps)

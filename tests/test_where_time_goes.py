@@ -18,7 +18,7 @@ def _event(name: str, start: float, end: float, self_us: float) -> SimpleNamespa
 
 
 def test_a_training_step_is_three_named_profiler_ranges(tiny_model_dir, tiny_exam, tmp_path):
-    cfg = tiny_config(tiny_model_dir, tiny_exam, tmp_path / "run", beta=0.04)
+    cfg = tiny_config(tiny_model_dir, tiny_exam, tmp_path / "run")  # β = 0.04: a log-prob pass
     trainer = GRPOTrainer(cfg)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         trainer.training_step()
