@@ -430,20 +430,14 @@ def worker(framework: str, spec: dict, model_dir: str) -> None:
 
 # ----------------------------------------------------------------------------- the machine and the code
 def machine_kind() -> str:
-    """The CPU's model name and the widest SIMD it has (the matmul rate differs ~5x between kinds)."""
-    name, flags = platform.processor() or platform.machine(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and name in ("", platform.machine(), "x86_64"):
-                name = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    except OSError:
-        pass
+    """The CPU's model name, the widest SIMD it has (the matmul rate differs ~5x between kinds), and
+    the kernel level torch runs on it (which decides a run's exact numbers; grpo_lab/cpu.py)."""
+    from grpo_lab.cpu import cpu_model, torch_kernels
+
+    name, flags = cpu_model()
     simd = ("AVX-512 (" + " ".join(sorted(f for f in flags if f.startswith("avx512"))) + ")" if "avx512f" in flags
             else "AVX2 only" if "avx2" in flags else "no AVX2")
-    return f"{name}, {os.cpu_count()} cores, {simd}"
+    return f"{name}, {os.cpu_count()} cores, {simd}; torch kernels: {torch_kernels()}"
 
 
 def git_commit() -> str:

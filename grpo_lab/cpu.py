@@ -121,3 +121,56 @@ def fastest_threads(probe: Callable[[], object], candidates: Sequence[int], roun
             best = n
     torch.set_num_threads(best)
     return best, medians
+
+
+# ------------------------------------------------------------------------------ the arithmetic's machine
+# PyTorch picks its own kernels by CPU (`torch.backends.cpu.get_cpu_capability()`: DEFAULT, AVX2,
+# AVX512, ...), and the vector width changes the order of additions in reductions. So a run is
+# bitwise reproducible only on machines that run the same kernel level: the micro demo, seed 0, ends
+# at exam pass@1 0.635 with AVX512 kernels and at 0.681 with AVX2 kernels, both inside the reference
+# band (docs/benchmarks.md, issue 18, third session). These environment variables cap the level:
+# on an AVX-512 machine they run the AVX2 kernels, and reproduce an AVX2 machine's numbers.
+ISA_CAPS = ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "ONEDNN_MAX_CPU_ISA")
+
+
+def torch_kernels() -> str:
+    """The kernel level PyTorch runs on this CPU ("AVX512", "AVX2", ...), with any cap set to choose it."""
+    import torch
+
+    level = torch.backends.cpu.get_cpu_capability()
+    caps = [f"{k}={os.environ[k]}" for k in ISA_CAPS if os.environ.get(k)]
+    return level + (f" (capped: {', '.join(caps)})" if caps else "")
+
+
+def cpu_model() -> tuple[str, set[str]]:
+    """The CPU's model name and its feature flags, from /proc/cpuinfo (Linux); elsewhere what `platform` says."""
+    import platform
+
+    name, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name") and name in ("", platform.machine(), "x86_64"):
+                    name = line.split(":", 1)[1].strip()
+                elif line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    break
+    except OSError:
+        pass
+    return name, flags
+
+
+def machine_record(device: str = "cpu") -> dict[str, object]:
+    """What a run's numbers depend on besides the code and the config: torch, the CPU and its kernels.
+
+    Written to each run's summary.json ("machine"), so that two runs that should be bitwise equal can
+    be checked for running the same arithmetic first.
+    """
+    import torch
+
+    name, _ = cpu_model()
+    record: dict[str, object] = {"torch": torch.__version__, "cpu": name, "cores": os.cpu_count(),
+                                 "torch_cpu_kernels": torch_kernels()}
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        record["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    return record

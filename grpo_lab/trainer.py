@@ -41,7 +41,7 @@ from grpo_lab.checkpoint import (
     save_checkpoint,
 )
 from grpo_lab.config import Config, ConfigError
-from grpo_lab.cpu import fastest_threads, keep_freed_memory, thread_candidates
+from grpo_lab.cpu import fastest_threads, keep_freed_memory, machine_record, thread_candidates
 from grpo_lab.data import PromptSource, format_prompt, load_exam
 from grpo_lab.evaluate import ExamResult
 from grpo_lab.exam import run_exam
@@ -422,7 +422,8 @@ class GRPOTrainer:
         self.logger = RunLogger(self.run_dir, cfg.to_dict(), wandb_mode=tr.wandb_mode, project=tr.wandb_project,
                                 run_name=cfg.name, resume=resume, wandb_init_timeout=tr.wandb_timeout,
                                 wandb_call_timeout=tr.wandb_timeout)
-        self.logger.summary({"sampler": {"name": self.sampler.name, "reason": self.sampler.reason}})
+        self.logger.summary({"sampler": {"name": self.sampler.name, "reason": self.sampler.reason},
+                             "machine": machine_record(str(self.device))})  # what bitwise equality needs
         try:
             if resume:
                 # Lines logged after the checkpoint belong to steps about to be redone; so does an

@@ -29,3 +29,11 @@ def test_grpo_lab_worker_scores_with_the_recipe_weights_that_trl_gets(tmp_path):
     metrics = trainer.training_step()
     per_function = (metrics["rewards/accuracy_reward/mean"], metrics["rewards/format_reward/mean"])
     assert abs(metrics["reward"] - (per_function[0] + 0.2 * per_function[1])) < 1e-6
+
+
+def test_machine_kind_names_the_kernel_level_torch_runs():
+    # The figures of a run with capped kernels (an AVX2 stand-in on an AVX-512 machine) must say so.
+    from grpo_lab.cpu import torch_kernels
+
+    line = load_benchmark("bench_vs_trl").machine_kind()
+    assert line.endswith(f"; torch kernels: {torch_kernels()}") and " cores, " in line

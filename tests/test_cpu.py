@@ -67,3 +67,14 @@ def test_the_trainer_keeps_freed_memory_only_when_the_config_says_so(tmp_path, m
         cfg = tiny_config(tiny_model_dir, tiny_exam, tmp_path / str(keep), keep_freed_memory=keep)
         trainer_module.GRPOTrainer(cfg)
         assert len(calls) == int(keep)
+
+
+def test_torch_kernels_names_the_level_and_the_cap_that_chose_it():
+    # torch reads ATEN_CPU_CAPABILITY once, at start: a fresh interpreter. "default" exists on every CPU.
+    code = "from grpo_lab.cpu import torch_kernels, machine_record; print(torch_kernels()); print(machine_record()['torch_cpu_kernels'])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={"ATEN_CPU_CAPABILITY": "default", "OMP_NUM_THREADS": "1", "PATH": ""}).stdout.splitlines()
+    assert out == ["DEFAULT (capped: ATEN_CPU_CAPABILITY=default)"] * 2
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={"OMP_NUM_THREADS": "1", "PATH": ""}).stdout.splitlines()
+    assert out[0] == out[1] and out[0] in {"DEFAULT", "VSX", "Z VECTOR", "NO AVX", "AVX2", "AVX512", "SVE256"}  # torch.backends.cpu

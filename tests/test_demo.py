@@ -21,6 +21,11 @@ def test_shortened_demo_writes_summary_report_and_figures(tmp_path, capsys):
         assert set(summary[part]) == {"pass@1", "cons@4", "pass@4", "mean_length", "reflection_rate"}
         assert 0.0 <= summary[part]["pass@1"] <= 1.0 and summary[part]["mean_length"] > 0
     assert summary["seed"] == 0 and 0 < summary["rl_seconds"] <= summary["total_seconds"]
+    # The arithmetic it ran on: a run is bitwise reproducible only at the same torch and kernel level.
+    import torch
+
+    assert summary["machine"]["torch"] == torch.__version__
+    assert summary["machine"]["torch_cpu_kernels"].startswith(torch.backends.cpu.get_cpu_capability())
     for png in ("accuracy.png", "response_length.png", "reflection.png"):
         assert (out / "figures" / png).stat().st_size > 1000
     report = (out / "report.md").read_text()
