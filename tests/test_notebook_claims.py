@@ -67,7 +67,8 @@ QUOTED = re.compile(r"(?<![\w.\-/])[-+−]?\d+\.\d{2,}(?![\d.]*\d)|(?<![\w.])\d+
 NUMBER = re.compile(r"[-+]?\d+\.\d+(?:e[-+]?\d+)?|[-+]?\d+")
 CITED = {
     "00_quickstart": {"15.6%", "71.0%",  # DeepSeek-R1's AIME 2024 pass@1, before and after RL
-                      "0.05"},  # seed-to-seed spread of pass@1, docs/micro_world.md
+                      "0.05",  # seed-to-seed spread of pass@1, docs/micro_world.md
+                      "0.681"},  # seed 0's final pass@1 with torch's AVX2 kernels, docs/benchmarks.md (issue 18)
     "01_base_model_and_template": {"0.95"},  # the exam's top-p
     "04_r1_zero_training": {"0.04"},  # the recipe's β
     "05_pass_at_1_eval": {"0.95"},  # the exam's top-p
