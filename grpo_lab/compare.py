@@ -132,8 +132,23 @@ def compare_runs(*run_dirs: str | Path, names: list[str] | None = None) -> Compa
         return fp
 
     base = recipe(frames[first])
-    differences = {name: recipe_differences(base, recipe(frames[name])) for name in names[1:]}
+    differences = {name: recipe_differences(base, recipe(frames[name])) + _machine_differences(frames[first], frames[name])
+                   for name in names[1:]}
     return Comparison(table=table, figure=plot_runs(frames), differences=differences)
+
+
+def _machine_differences(a: pd.DataFrame, b: pd.DataFrame) -> list[str]:
+    """What differs in the arithmetic two runs ran on (summary.json "machine"), as "machine.key: a vs b".
+
+    Runs of the same config and seed are bitwise equal only with the same torch and kernel level
+    (grpo_lab/cpu.py); with different ones they are two draws, and their gap is noise, not a
+    change. Runs that did not record a machine give no line.
+    """
+    ma, mb = ((df.attrs.get("summary") or {}).get("machine") for df in (a, b))
+    if not isinstance(ma, dict) or not isinstance(mb, dict):
+        return []
+    return [f"machine.{k}: {ma.get(k)!r} vs {mb.get(k)!r}" for k in ("torch", "torch_cpu_kernels", "gpu")
+            if ma.get(k) != mb.get(k)]
 
 
 def plot_runs(frames: dict[str, pd.DataFrame]) -> Figure:

@@ -160,6 +160,9 @@ def write_report(run_dir: str | Path, *, dpi: int = 100) -> Path:
     name = df.attrs["name"]
     steps = f"steps {int(df['step'].min())}–{int(df['step'].max())}" if len(df) else "no steps logged"
     lines = [f"# Run report: {name}", "", f"Run directory `{run_dir}`, {len(df)} logged steps ({steps}).", ""]
+    machine = (df.attrs.get("summary") or {}).get("machine")
+    if isinstance(machine, dict):  # runs before 2026-12-03 did not record it
+        lines += [_machine_line(machine), ""]
 
     lines += ["## Evaluation: first vs last", ""]
     # The exam's k is configurable: also report any other cons@k / pass@k that was logged.
@@ -181,6 +184,15 @@ def write_report(run_dir: str | Path, *, dpi: int = 100) -> Path:
     report = run_dir / "report.md"
     report.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
     return report
+
+
+def _machine_line(machine: dict[str, Any]) -> str:
+    """Where the run's arithmetic ran: the same seed gives the same bits only at the same torch kernel level."""
+    where = f"{machine.get('cpu', '?')}, {machine.get('cores', '?')} cores"
+    if machine.get("gpu"):
+        where = f"{machine['gpu']} ({where})"
+    return (f"Ran on {where}; torch {machine.get('torch', '?')}, CPU kernels {machine.get('torch_cpu_kernels', '?')}. "
+            "The same seed repeats this run bit for bit only with the same torch and kernel level.")
 
 
 def _normal_lines(run_dir: Path, df: pd.DataFrame, fig_dir: Path, dpi: int) -> list[str]:

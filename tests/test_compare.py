@@ -78,3 +78,19 @@ def test_compare_needs_two_runs_and_names_a_missing_one(tmp_path, capsys):
         compare_runs(tmp_path)
     assert cli.main(["compare", str(tmp_path / "nope"), str(tmp_path / "nope2")]) == 2
     assert "nope: no metrics.jsonl" in capsys.readouterr().err
+
+
+def test_differences_name_the_torch_kernel_level_when_two_runs_ran_on_different_ones(tmp_path):
+    # Same config and seed, different kernels: not a bitwise repeat, and the comparison says so.
+    import json
+
+    a = fake_run(tmp_path / "a", 0, {0: 0.2, 50: 0.3})
+    b = fake_run(tmp_path / "b", 0, {0: 0.2, 50: 0.35})
+    c = fake_run(tmp_path / "c", 0, {0: 0.2, 50: 0.3})
+    machine = {"torch": "2.13.0+cpu", "cpu": "AMD EPYC", "cores": 2, "torch_cpu_kernels": "AVX512"}
+    for run, kernels in ((a, "AVX512"), (b, "AVX2 (capped: ATEN_CPU_CAPABILITY=avx2)"), (c, "AVX512")):
+        (run / "summary.json").write_text(json.dumps({"final": {}, "machine": {**machine, "torch_cpu_kernels": kernels}}))
+    result = compare_runs(a, b, c)
+    assert result.differences["b"] == ["machine.torch_cpu_kernels: 'AVX512' vs 'AVX2 (capped: ATEN_CPU_CAPABILITY=avx2)'"]
+    assert result.differences["c"] == []
+    assert "same config (other than tracking)" in result.to_text()

@@ -215,3 +215,16 @@ def test_write_report_handles_a_run_without_eval_or_completions(tmp_path):
     text = write_report(tmp_path / "bare", dpi=40).read_text()
     assert "No evaluation metrics" in text and "No completions" in text
     assert (tmp_path / "bare" / "figures" / "r1_zero.png").exists()
+
+
+def test_write_report_says_which_machine_and_kernels_the_run_used(tmp_path):
+    # Bitwise reproducibility holds only at the same torch kernel level; the report names it.
+    with RunLogger(tmp_path / "m", {}) as logger:
+        logger.log({"eval/pass@1": 0.25}, step=0)
+        logger.summary({"machine": {"torch": "2.13.0+cpu", "cpu": "AMD EPYC", "cores": 2,
+                                    "torch_cpu_kernels": "AVX2 (capped: ATEN_CPU_CAPABILITY=avx2)"}})
+    text = write_report(tmp_path / "m", dpi=40).read_text()
+    assert "Ran on AMD EPYC, 2 cores; torch 2.13.0+cpu, CPU kernels AVX2 (capped: ATEN_CPU_CAPABILITY=avx2)." in text
+    with RunLogger(tmp_path / "old", {}) as logger:  # a run from before the record: no line, no error
+        logger.log({"eval/pass@1": 0.25}, step=0)
+    assert "Ran on" not in write_report(tmp_path / "old", dpi=40).read_text()
