@@ -98,7 +98,9 @@ def analyse(root: Path, seeds: list[int]) -> bool:
                 ok_all = False
                 continue
             row = {"run": f"{kind} s{seed}", "RL s": round(s["rl_seconds"]),
-                   "total s": round(s.get("total_seconds", float("nan")))}
+                   "total s": round(s.get("total_seconds", float("nan"))),
+                   # torch's kernel level decides the run's bits (AVX2 and AVX512 runs of a seed differ)
+                   "kernels": (s.get("machine") or {}).get("torch_cpu_kernels", "?").split(" (")[0]}
             evals = _eval_curve(run_dir)
             ratio, t_values = {}, {}
             for key in METRICS:

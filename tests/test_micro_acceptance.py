@@ -40,3 +40,25 @@ def test_a_change_within_the_per_question_noise_is_not_a_rise(tmp_path):
     _write_exams(tmp_path, {0: [0.1] * 30, 500: [0.1 + d for d in noise]})
     change, t = acceptance.paired_t(tmp_path, "reflection_rate")
     assert abs(t) < 2 and abs(change) < 0.01
+
+
+def test_the_tables_name_the_torch_kernel_level_each_run_used(tmp_path, capsys):
+    # AVX2 and AVX512 runs of one seed are different runs; the acceptance table must say which it judged.
+    import json
+
+    from test_bands import fake_run
+
+    for kind, kernels in (("main", "AVX2 (capped: ATEN_CPU_CAPABILITY=avx2)"), ("control", None)):
+        run_dir = fake_run(tmp_path / f"{kind}-seed0", 0, {0: 0.2, 500: 0.7 if kind == "main" else 0.2})
+        exam = {"pass@1": 0.2, "mean_length": 20.0, "reflection_rate": 0.5}
+        summary = {"step0": exam, "final": {**exam, "pass@1": 0.7 if kind == "main" else 0.2},
+                   "rl_seconds": 200.0, "total_seconds": 210.0}
+        if kernels:
+            summary["machine"] = {"torch_cpu_kernels": kernels}
+        (run_dir / "summary.json").write_text(json.dumps(summary))
+    _load().analyse(tmp_path, [0])
+    out = capsys.readouterr().out
+    main_line = next(line for line in out.splitlines() if line.startswith("main s0"))
+    control_line = next(line for line in out.splitlines() if line.startswith("control s0"))
+    assert " AVX2 " in main_line and "capped" not in main_line  # the level, without the cap's detail
+    assert " ? " in control_line  # a run from before the record
