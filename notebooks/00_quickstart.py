@@ -144,8 +144,9 @@ df = run_or_load(cfg, live=True, reference_run=None if SMOKE else settings.shipp
 # The same four panels for the run in `RUNS`, and its exam at step 0 and at the end. With the same
 # seed it matches the shipped run bit for bit where torch runs the same CPU kernels (AVX512 for the
 # shipped run; your run's `summary.json` records its level under `machine`). Other kernels round
-# differently and end elsewhere: seed 0 with AVX2 kernels ends at pass@1 0.681 instead of 0.635,
-# inside the same reference band (seeds differ by about ±0.05 pass@1, `docs/micro_world.md`).
+# differently, and once a single sampled token flips the run goes elsewhere: seed 0 with AVX2
+# kernels ends at pass@1 0.681 instead of 0.635, inside the same reference band (seeds differ by
+# about ±0.05 pass@1, `docs/micro_world.md`).
 
 # %%
 fig = plot_r1_zero_figures(df)
