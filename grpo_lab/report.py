@@ -160,9 +160,13 @@ def write_report(run_dir: str | Path, *, dpi: int = 100) -> Path:
     name = df.attrs["name"]
     steps = f"steps {int(df['step'].min())}–{int(df['step'].max())}" if len(df) else "no steps logged"
     lines = [f"# Run report: {name}", "", f"Run directory `{run_dir}`, {len(df)} logged steps ({steps}).", ""]
-    machine = (df.attrs.get("summary") or {}).get("machine")
-    if isinstance(machine, dict):  # runs before 2026-12-03 did not record it
-        lines += [_machine_line(machine), ""]
+    summary = df.attrs.get("summary") or {}
+    if isinstance(summary.get("machine"), dict):  # runs before 2026-12-03 did not record it
+        lines += [_machine_line(summary["machine"]) + " The same seed repeats this run bit for bit only with the "
+                  "same torch and kernel level.", ""]
+        if isinstance(summary.get("machine_on_resume"), dict):
+            lines += [f"Resumed elsewhere: {_machine_line(summary['machine_on_resume'])} Its bits mix the two "
+                      "machines' arithmetic.", ""]
 
     lines += ["## Evaluation: first vs last", ""]
     # The exam's k is configurable: also report any other cons@k / pass@k that was logged.
@@ -187,12 +191,11 @@ def write_report(run_dir: str | Path, *, dpi: int = 100) -> Path:
 
 
 def _machine_line(machine: dict[str, Any]) -> str:
-    """Where the run's arithmetic ran: the same seed gives the same bits only at the same torch kernel level."""
+    """Where a run's arithmetic ran (summary.json "machine"): the same seed gives the same bits only there."""
     where = f"{machine.get('cpu', '?')}, {machine.get('cores', '?')} cores"
     if machine.get("gpu"):
         where = f"{machine['gpu']} ({where})"
-    return (f"Ran on {where}; torch {machine.get('torch', '?')}, CPU kernels {machine.get('torch_cpu_kernels', '?')}. "
-            "The same seed repeats this run bit for bit only with the same torch and kernel level.")
+    return f"Ran on {where}; torch {machine.get('torch', '?')}, CPU kernels {machine.get('torch_cpu_kernels', '?')}."
 
 
 def _normal_lines(run_dir: Path, df: pd.DataFrame, fig_dir: Path, dpi: int) -> list[str]:

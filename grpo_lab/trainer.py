@@ -244,6 +244,19 @@ class GRPOTrainer:
         self._last_rollout, self._last_rewards = rollout, rewards
         return metrics
 
+    def _machine_summary(self, resume: bool) -> dict[str, Any]:
+        """summary.json's "machine": what bitwise equality needs (torch, the CPU, torch's kernel level).
+
+        A resumed run keeps the machine it started on; if it resumes on another one (other torch or
+        kernels), that one is added as "machine_on_resume", since the run's bits then mix the two.
+        """
+        machine = machine_record(str(self.device))
+        path = self.logger.summary_path
+        started = read_summary(path).get("machine") if resume and path.exists() else None
+        if not isinstance(started, dict) or started == machine:
+            return {"machine": machine}
+        return {"machine": started, "machine_on_resume": machine}
+
     def loss_and_backward(self, batch, advantages, old_logps, ref_logps) -> tuple[float, dict[str, float]]:
         """The GRPO loss of the batch and its gradient, accumulated over pieces of similar length.
 
@@ -423,7 +436,7 @@ class GRPOTrainer:
                                 run_name=cfg.name, resume=resume, wandb_init_timeout=tr.wandb_timeout,
                                 wandb_call_timeout=tr.wandb_timeout)
         self.logger.summary({"sampler": {"name": self.sampler.name, "reason": self.sampler.reason},
-                             "machine": machine_record(str(self.device))})  # what bitwise equality needs
+                             **self._machine_summary(resume)})
         try:
             if resume:
                 # Lines logged after the checkpoint belong to steps about to be redone; so does an

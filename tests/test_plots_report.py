@@ -225,6 +225,11 @@ def test_write_report_says_which_machine_and_kernels_the_run_used(tmp_path):
                                     "torch_cpu_kernels": "AVX2 (capped: ATEN_CPU_CAPABILITY=avx2)"}})
     text = write_report(tmp_path / "m", dpi=40).read_text()
     assert "Ran on AMD EPYC, 2 cores; torch 2.13.0+cpu, CPU kernels AVX2 (capped: ATEN_CPU_CAPABILITY=avx2)." in text
+    with RunLogger(tmp_path / "m", {}, resume=True) as logger:  # resumed on another machine
+        logger.summary({"machine_on_resume": {"torch": "2.13.0+cpu", "cpu": "AMD EPYC", "cores": 2,
+                                              "torch_cpu_kernels": "AVX512"}})
+    text = write_report(tmp_path / "m", dpi=40).read_text()
+    assert "Resumed elsewhere: Ran on AMD EPYC, 2 cores; torch 2.13.0+cpu, CPU kernels AVX512. Its bits mix" in text
     with RunLogger(tmp_path / "old", {}) as logger:  # a run from before the record: no line, no error
         logger.log({"eval/pass@1": 0.25}, step=0)
     assert "Ran on" not in write_report(tmp_path / "old", dpi=40).read_text()

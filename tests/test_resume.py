@@ -324,6 +324,24 @@ def test_resume_may_change_steps_and_tracking_only(tiny_model_dir, exam_file, tm
     assert [r["step"] for r in read_jsonl(run_dir / "metrics.jsonl") if "reward" in r] == [1, 2, 3]
 
 
+
+def test_a_run_resumed_on_other_kernels_keeps_its_first_machine_and_names_the_second(
+    tiny_model_dir, exam_file, tmp_path, monkeypatch
+):
+    # Bitwise equality needs one kernel level; a run resumed elsewhere mixes two, and its summary says so.
+    import grpo_lab.trainer as trainer_module
+
+    run_dir = finished_run(tiny_model_dir, exam_file, tmp_path, steps=2)
+    first = json.loads((run_dir / "summary.json").read_text())["machine"]
+    GRPOTrainer(resume_config(tiny_model_dir, exam_file, run_dir, steps=3), run_dir=run_dir).train(resume=True)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["machine"] == first and "machine_on_resume" not in summary  # same machine: one record
+    other = {**first, "torch_cpu_kernels": "AVX2 (capped: ATEN_CPU_CAPABILITY=avx2)"}
+    monkeypatch.setattr(trainer_module, "machine_record", lambda device: other)
+    GRPOTrainer(resume_config(tiny_model_dir, exam_file, run_dir, steps=4), run_dir=run_dir).train(resume=True)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["machine"] == first and summary["machine_on_resume"] == other
+
 # ------------------------------------------------------------------ a fresh run in a used directory (#19.2)
 def test_a_fresh_run_killed_early_in_a_finished_runs_directory_destroys_nothing(tiny_model_dir, exam_file, tmp_path):
     """Before: the old run log was cut to the new run's first lines under the old summary, and
