@@ -234,11 +234,18 @@ def test_crash_anywhere_then_resume_equals_an_uninterrupted_run(
     assert len(evaluated) == len(set(evaluated))
 
 
-def test_cli_resume_continues_a_run_and_can_extend_it(tiny_model_dir, exam_file, tmp_path):
+def test_cli_resume_continues_a_run_and_can_extend_it(tiny_model_dir, exam_file, reference_run, tmp_path):
     """`grpo-lab train --resume RUN_DIR` (in-process): a finished 4-step run extended to 6 steps
-    with --set equals a 6-step run, except that both exams at step 4 count once."""
+    with --set equals a 6-step run, except that both exams at step 4 count once.
+
+    The 4-step run is also the first 4 steps of the 6-step one: nothing in a step depends on the
+    run's length (the lr schedule is a warm-up, not a decay to the last step). So a shortened demo
+    (`--set grpo.steps=300`) is the first 300 steps of the 500-step recipe and of its reference band."""
     run_dir = tmp_path / "run"
     GRPOTrainer(resume_config(tiny_model_dir, exam_file, run_dir, steps=4), run_dir=run_dir).train()
+    reference = read_jsonl(reference_run / "metrics.jsonl")
+    assert_same_records(read_jsonl(run_dir / "metrics.jsonl"), [r for r in reference if r["step"] <= 4],
+                        "the 4-step run against the 6-step run's first 4 steps")
     assert cli.main(["train", "--resume", str(run_dir), "--set", f"grpo.steps={STEPS}"]) == 0
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert config["grpo"]["steps"] == STEPS
@@ -246,6 +253,7 @@ def test_cli_resume_continues_a_run_and_can_extend_it(tiny_model_dir, exam_file,
     eval_steps = [r["step"] for r in lines if "eval/pass@1" in r]
     assert eval_steps == [0, 2, 4, 6]  # step 4's final exam of the short run is not duplicated
     assert [r["step"] for r in lines if "reward" in r] == list(range(1, STEPS + 1))
+    assert_same_records(lines, reference, "the extended run against the 6-step run")
     assert (run_dir / "report.md").exists()
 
 
