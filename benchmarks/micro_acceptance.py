@@ -63,12 +63,16 @@ def paired_t(run_dir: Path, column: str, late: bool = False) -> tuple[float, flo
     steps = list(exams)
     if late:
         chosen = [step for step in steps if step > 0 and step >= LATE * steps[-1]]
-        end = sum(exams[step][column] for step in chosen) / len(chosen)
-    else:
-        end = exams[steps[-1]][column]
-    diff = end - exams[steps[0]][column]
+        return change_and_t(exams[steps[0]][column], [exams[step][column] for step in chosen])
+    return change_and_t(exams[steps[0]][column], [exams[steps[-1]][column]])
+
+
+def change_and_t(start: pd.Series, later: list[pd.Series]) -> tuple[float, float]:
+    """Mean per-question change from `start` to the mean of `later` exams, and its paired t."""
+    diff = sum(later) / len(later) - start
     se = diff.std(ddof=1) / math.sqrt(len(diff))
-    return float(diff.mean()), float(diff.mean() / se) if se > 0 else (0.0 if diff.mean() == 0 else math.inf)
+    mean = float(diff.mean())
+    return mean, float(mean / se) if se > 0 else (0.0 if mean == 0 else math.copysign(math.inf, mean))
 
 
 @functools.cache

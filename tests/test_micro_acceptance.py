@@ -62,3 +62,12 @@ def test_the_tables_name_the_torch_kernel_level_each_run_used(tmp_path, capsys):
     control_line = next(line for line in out.splitlines() if line.startswith("control s0"))
     assert " AVX2 " in main_line and "capped" not in main_line  # the level, without the cap's detail
     assert " ? " in control_line  # a run from before the record
+
+
+def test_a_constant_fall_is_not_a_rise():
+    # With no spread across questions, the t of a fall is -inf: before, it read +inf, a rise beyond noise.
+    acceptance = _load()
+    start = pd.Series([0.5] * 30)  # binary fractions: the changes are exact, their spread exactly 0
+    assert acceptance.change_and_t(start, [start - 0.25])[1] == float("-inf")
+    assert acceptance.change_and_t(start, [start + 0.25])[1] == float("inf")
+    assert acceptance.change_and_t(start, [start.copy()]) == (0.0, 0.0)
