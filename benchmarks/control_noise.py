@@ -48,7 +48,6 @@ EXAM_SEED_BASE = 777  # default --seed: exam seeds no run uses (a run's are grpo
 
 def sit_exams(n: int, adapter: Path | None, k: int | None, seed: int = EXAM_SEED_BASE) -> list[pd.DataFrame]:
     """n per-question tables of one fixed policy, each exam with its own seed."""
-    import torch
     from peft import PeftModel
 
     from grpo_lab.config import load_config, packaged_config
@@ -65,13 +64,10 @@ def sit_exams(n: int, adapter: Path | None, k: int | None, seed: int = EXAM_SEED
     model, tokenizer = load_model_and_tokenizer(cfg.model)
     if adapter is not None:
         model = PeftModel.from_pretrained(model, str(adapter))
-    model.eval()
     exam = load_exam(cfg.eval.exam, cfg.data.question_field, cfg.data.answer_field)
-    tables = []
-    with torch.no_grad():
-        for step in tqdm(range(n), desc="exams", unit="exam"):
-            tables.append(run_exam(model, tokenizer, cfg, step, exam=exam).per_question)
-    return tables
+    # The sampler puts the model in eval mode without gradients for the exam, as in training.
+    return [run_exam(model, tokenizer, cfg, step, exam=exam).per_question
+            for step in tqdm(range(n), desc="exams", unit="exam")]
 
 
 def pair_t(values: np.ndarray) -> np.ndarray:
@@ -95,18 +91,15 @@ def largest_t_per_run(tables: list[pd.DataFrame], late: int, draws: int, seed: i
     return largest
 
 
-def false_alarms(tables: list[pd.DataFrame], draws: int, seed: int = 0,
-                 runs: dict[int, np.ndarray] | None = None) -> dict[str, float]:
-    """Rates of t > THRESHOLD: per test over all pairs, per simulated control run, per acceptance.
-
-    `runs`: steps → `largest_t_per_run` for that run length, when already computed."""
+def false_alarms(tables: list[pd.DataFrame], runs: dict[int, np.ndarray]) -> dict[str, float]:
+    """Rates of t > THRESHOLD: per test over all pairs of `tables`, and per simulated control run
+    and per acceptance over `runs` (`simulate`'s steps → largest t of each run)."""
     out: dict[str, float] = {}
     n = len(tables)
     off_diagonal = ~np.eye(n, dtype=bool)  # every ordered pair (start, end): both orders are a rise test
     for key in METRICS:
         t = pair_t(np.stack([table[key].to_numpy(dtype=float) for table in tables]))
         out[f"per test, {key}"] = float((t[off_diagonal] > THRESHOLD).sum() / off_diagonal.sum())
-    runs = runs if runs is not None else simulate(tables, draws, seed)
     for steps, largest in runs.items():
         run_rate = float((largest > THRESHOLD).mean())
         out[f"per control run, {steps} steps"] = run_rate
@@ -153,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# {time.time() - t0:.0f} s for the exams; means over them: "
           + ", ".join(f"{key} {sum(t[key].mean() for t in tables) / len(tables):.3f}" for key in METRICS))
     runs = simulate(tables, args.draws)
-    rates = false_alarms(tables, args.draws, runs=runs)
+    rates = false_alarms(tables, runs)
     for name, rate in rates.items():
         print(f"{name:34s} {100 * rate:5.1f}%")
     print(f"(a t test with 29 degrees of freedom: 2.7% per test; per acceptance, 18 independent tests: "

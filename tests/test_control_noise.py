@@ -19,7 +19,8 @@ def _table(pass1: list[float], length: list[float], reflection: list[float]) -> 
 def test_exams_that_agree_question_by_question_never_raise_an_alarm():
     noise = _load()
     same = _table([0.1, 0.5, 0.3, 0.2], [20.0, 25.0, 22.0, 30.0], [0.0, 0.0, 0.0625, 0.0])
-    rates = noise.false_alarms([same.copy() for _ in range(6)], draws=50)
+    tables = [same.copy() for _ in range(6)]
+    rates = noise.false_alarms(tables, noise.simulate(tables, draws=50))
     assert set(rates) == {"per test, pass@1", "per test, mean_length", "per test, reflection_rate",
                           "per control run, 500 steps", "per acceptance, 500 steps",
                           "per control run, 300 steps", "per acceptance, 300 steps"}
@@ -31,7 +32,8 @@ def test_one_exam_higher_on_every_question_fires_as_an_end_and_not_as_a_start():
     jitter = [0.0, 0.01, -0.01, 0.02]
     low = [_table([0.2 + j * (i + 1) for j in jitter], [20.0] * 4, [0.0] * 4) for i in range(4)]
     high = _table([0.6, 0.62, 0.58, 0.61], [20.0] * 4, [0.0] * 4)
-    rates = noise.false_alarms([*low, high], draws=10)
+    tables = [*low, high]
+    rates = noise.false_alarms(tables, noise.simulate(tables, draws=10))
     # Of the 20 ordered pairs, the 4 that end on the high exam are rises (t > 2); the 4 that start
     # on it are falls, which a rise test does not flag.
     assert rates["per test, pass@1"] == pytest.approx(4 / 20)

@@ -36,27 +36,21 @@ DECIMALS = 5
 
 def shipped_lines(metrics_path: Path) -> list[dict]:
     """Exam lines whole; training lines cut to TRAIN_COLUMNS and rounded."""
-    lines = []
-    for number, text in enumerate(metrics_path.read_text().splitlines(), start=1):
-        try:
-            record = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{metrics_path}, line {number}: not JSON ({err.msg})") from None
-        if any(key.startswith("eval/") for key in record):
-            lines.append(record)
-        else:
-            kept = {key: round(record[key], DECIMALS) for key in TRAIN_COLUMNS if key in record}
-            lines.append({"step": record["step"], **kept})
-    return lines
+    from grpo_lab.tracking import read_jsonl  # names the file and line of a damaged record
+
+    return [record if any(key.startswith("eval/") for key in record)
+            else {"step": record["step"], **{key: round(record[key], DECIMALS) for key in TRAIN_COLUMNS if key in record}}
+            for record in read_jsonl(metrics_path)]
 
 
 def ship(run_dir: Path, out: Path = SHIPPED) -> Path:
     """Write the shipped copy of `run_dir` to `out` (replacing what is there); returns `out`."""
     from grpo_lab.bands import fingerprint, recipe_differences
     from grpo_lab.config import load_config, packaged_config
+    from grpo_lab.tracking import read_summary
 
     summary_path = run_dir / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    summary = read_summary(summary_path) if summary_path.exists() else {}
     if "final" not in summary:
         raise ValueError(f"{summary_path}: no 'final' exam; ship a finished run")
     config, recipe = load_config(run_dir / "config.yaml"), load_config(packaged_config(RECIPE))
